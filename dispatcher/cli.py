@@ -1,0 +1,101 @@
+"""``dispatcher`` command line: serve, pool create, usage, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from dispatcher.config import DispatcherConfig, load_config
+from dispatcher.logs import configure_logging
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from dispatcher.service import Dispatcher
+
+    config = load_config(Path(args.config))
+    configure_logging(config.service.log_level, args.log_json or config.service.log_json)
+    try:
+        asyncio.run(Dispatcher(config).run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _pool_create(args: argparse.Namespace) -> int:
+    from dispatcher.poolcli import create_pool
+
+    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
+    if not api_url:
+        print("set --api-url or PREFECT_API_URL", file=sys.stderr)
+        return 2
+    message = asyncio.run(
+        create_pool(
+            api_url, args.name, args.type,
+            api_key=os.environ.get("PREFECT_API_KEY"), auth_string=os.environ.get("PREFECT_API_AUTH_STRING"),
+            managed_provider=args.managed_provider, overwrite=args.overwrite, concurrency_limit=args.concurrency_limit,
+        )
+    )
+    print(message)
+    return 0
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from dispatcher.usage import print_usage
+
+    dsn = args.ledger
+    if dsn is None:
+        config = load_config(Path(args.config)) if args.config else DispatcherConfig(workspaces=[])
+        dsn = config.ledger_dsn
+    asyncio.run(print_usage(dsn, workspace=args.workspace, month=args.month, as_json=args.json))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dispatcher.demo import run_demo
+
+    return asyncio.run(run_demo(runs=args.runs))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatcher", description="Push execution for Prefect work pools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Run the dispatcher service.")
+    serve.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
+    serve.add_argument("--log-json", action="store_true", help="One JSON object per log line.")
+    serve.set_defaults(func=_serve)
+
+    pool = sub.add_parser("pool", help="Work pools.").add_subparsers(dest="pool_command", required=True)
+    create = pool.add_parser("create", help="Create a push pool with its base job template.")
+    create.add_argument("name")
+    create.add_argument("--type", required=True, help="ecs:push | cloud-run-v2:push | azure-container-instance:push | prefect:managed | local:push")
+    create.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL).")
+    create.add_argument("--managed-provider", default="local", help="Provider whose template prefect:managed pools get.")
+    create.add_argument("--concurrency-limit", type=int, default=None)
+    create.add_argument("--overwrite", action="store_true", help="Replace the template of an existing pool.")
+    create.set_defaults(func=_pool_create)
+
+    usage = sub.add_parser("usage", help="Compute usage per workspace and month.")
+    usage.add_argument("--config", help="dispatcher.yaml (for its ledger_dsn).")
+    usage.add_argument("--ledger", help="Ledger DSN (overrides --config).")
+    usage.add_argument("--workspace")
+    usage.add_argument("--month", help="YYYY-MM")
+    usage.add_argument("--json", action="store_true")
+    usage.set_defaults(func=_usage)
+
+    demo = sub.add_parser("demo", help="Run the end-to-end demo on the local provider (no cloud account).")
+    demo.add_argument("--runs", type=int, default=6)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Run ledger and compute metering of the dispatcher.
+
+``Ledger`` records each flow run (claim, submission, metering, final state)
+in SQLite or PostgreSQL; ``billable_minutes`` / ``usage_month`` are the pure
+billing rules it applies.
+"""
+
+from .metering import billable_minutes, compute_seconds, usage_month
+from .models import LedgerRun, UsageRow
+from .store import Ledger, LedgerError
+from .tables import Base, RunRecord, UTCDateTime
+
+__all__ = [
+    "Base",
+    "Ledger",
+    "LedgerError",
+    "LedgerRun",
+    "RunRecord",
+    "UTCDateTime",
+    "UsageRow",
+    "billable_minutes",
+    "compute_seconds",
+    "usage_month",
+]

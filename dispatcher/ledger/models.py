@@ -1,0 +1,60 @@
+"""Pydantic views of ledger data handed to the rest of the dispatcher."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LedgerRun(BaseModel):
+    """Read-only snapshot of one ``runs`` row."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    flow_run_id: str = Field(description="Prefect flow run id (UUID string); primary key.")
+    workspace: str = Field(description="Workspace the run is billed to.")
+    pool: str = Field(description="Work pool the run was taken from.")
+    provider: str = Field(description="Infrastructure provider (ecs, cloud-run, aci, process).")
+    infrastructure_id: Optional[str] = Field(
+        default=None, description="Provider handle of the started infrastructure; null until submitted."
+    )
+    claimed_at: datetime = Field(description="When a dispatcher claimed the run (UTC).")
+    submitted_at: Optional[datetime] = Field(
+        default=None, description="When the infrastructure was submitted to the provider (UTC)."
+    )
+    started_at: Optional[datetime] = Field(
+        default=None, description="Provider-reported infrastructure start (UTC); null if it never started."
+    )
+    stopped_at: Optional[datetime] = Field(
+        default=None, description="Provider-reported infrastructure teardown (UTC)."
+    )
+    exit_code: Optional[int] = Field(default=None, description="Exit code of the flow run process, if known.")
+    reason: Optional[str] = Field(default=None, description="Provider's stop reason or error text.")
+    compute_seconds: Optional[float] = Field(
+        default=None, description="Exact seconds between start and stop; null until metered."
+    )
+    billed_minutes: Optional[int] = Field(
+        default=None, description="Compute minutes billed (rounded up); null until metered."
+    )
+    usage_month: Optional[str] = Field(
+        default=None, description="UTC month (YYYY-MM) of the teardown the minutes are billed to."
+    )
+    metered_at: Optional[datetime] = Field(
+        default=None, description="When the run was metered (UTC); null while in flight."
+    )
+    final_state: Optional[str] = Field(default=None, description="Final Prefect state name, if recorded.")
+    updated_at: datetime = Field(description="Last time the row changed (UTC).")
+
+
+class UsageRow(BaseModel):
+    """Metered compute of one workspace in one month."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workspace: str = Field(description="Workspace the usage is billed to.")
+    month: str = Field(description="UTC month of infrastructure teardown, YYYY-MM.")
+    runs: int = Field(description="Number of metered runs.")
+    billed_minutes: int = Field(description="Sum of billed (rounded-up) minutes.")
+    compute_seconds: float = Field(description="Sum of exact compute seconds.")

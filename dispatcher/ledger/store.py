@@ -1,0 +1,259 @@
+"""The ledger: durable record of every run the dispatcher starts and meters.
+
+Every write is a single SQL statement whose WHERE / ON CONFLICT clause
+encodes the rule ("insert if absent", "first submission wins", "meter once"),
+so the database, not process memory, arbitrates between restarts and between
+dispatcher replicas sharing the ledger.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import metering
+from .engine import create_ledger_engine, ledger_url
+from .migrate import upgrade_to_head
+from .models import LedgerRun, UsageRow
+from .tables import RunRecord, runs_table
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class LedgerError(Exception):
+    """The ledger cannot honour the request (e.g. the run is not recorded)."""
+
+
+class Ledger:
+    """Async access to the ``runs`` table. Create with :meth:`Ledger.open`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._insert: Callable[[Any], Any] = _dialect_insert(engine.dialect.name)
+
+    @classmethod
+    async def open(cls, dsn: str) -> "Ledger":
+        """Connect to ``dsn`` and migrate the schema to head (idempotent)."""
+        engine = create_ledger_engine(ledger_url(dsn))
+        try:
+            await upgrade_to_head(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> "Ledger":
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def record_claim(
+        self, flow_run_id: str, workspace: str, pool: str, provider: str, claimed_at: datetime
+    ) -> bool:
+        """Insert the run if absent; returns False when it was already recorded."""
+        statement = (
+            self._insert(RunRecord)
+            .values(
+                flow_run_id=flow_run_id,
+                workspace=workspace,
+                pool=pool,
+                provider=provider,
+                claimed_at=metering.require_aware("claimed_at", claimed_at),
+                updated_at=_now(),
+            )
+            .on_conflict_do_nothing(index_elements=[RunRecord.flow_run_id])
+        )
+        async with self._engine.begin() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount == 1
+
+    async def record_submission(
+        self,
+        flow_run_id: str,
+        infrastructure_id: str,
+        submitted_at: datetime,
+        *,
+        workspace: str,
+        pool: str,
+        provider: str,
+    ) -> str:
+        """Record the provider handle; the first submission wins.
+
+        Creates the row when the claim was never recorded (run rediscovered
+        after a restart; its claim time is then unknown, so the submission
+        time stands in). Returns the infrastructure id the ledger keeps,
+        which differs from ``infrastructure_id`` if another submission won.
+        """
+        metering.require_aware("submitted_at", submitted_at)
+        insert = self._insert(RunRecord).values(
+            flow_run_id=flow_run_id,
+            workspace=workspace,
+            pool=pool,
+            provider=provider,
+            claimed_at=submitted_at,
+            infrastructure_id=infrastructure_id,
+            submitted_at=submitted_at,
+            updated_at=_now(),
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[RunRecord.flow_run_id],
+            set_={
+                "infrastructure_id": _keep_first(RunRecord.infrastructure_id, insert.excluded),
+                "submitted_at": _keep_first(RunRecord.submitted_at, insert.excluded),
+                "updated_at": insert.excluded.updated_at,
+            },
+        ).returning(RunRecord.infrastructure_id)
+        async with self._engine.begin() as connection:
+            return (await connection.execute(statement)).scalar_one()
+
+    async def meter(
+        self,
+        flow_run_id: str,
+        started_at: Optional[datetime],
+        stopped_at: datetime,
+        *,
+        exit_code: Optional[int] = None,
+        reason: Optional[str] = None,
+    ) -> bool:
+        """Meter the run once; True only for the single call that metered it.
+
+        ``started_at=None`` (infrastructure never started) meters 0 minutes
+        but still closes the run so it is not retried forever. Raises
+        ``ValueError`` for naive or reversed timestamps and ``LedgerError``
+        when the run is not in the ledger.
+        """
+        values = _metering_values(started_at, stopped_at)
+        now = _now()
+        statement = (
+            update(RunRecord)
+            .where(RunRecord.flow_run_id == flow_run_id, RunRecord.metered_at.is_(None))
+            .values(**values, exit_code=exit_code, reason=reason, metered_at=now, updated_at=now)
+        )
+        async with self._engine.begin() as connection:
+            if (await connection.execute(statement)).rowcount == 1:
+                return True
+        if await self.get(flow_run_id) is None:
+            raise LedgerError(f"cannot meter unknown flow run {flow_run_id}")
+        return False
+
+    async def set_final_state(self, flow_run_id: str, state_name: str) -> None:
+        """Remember the run's final Prefect state (last write wins)."""
+        statement = (
+            update(RunRecord)
+            .where(RunRecord.flow_run_id == flow_run_id)
+            .values(final_state=state_name, updated_at=_now())
+        )
+        async with self._engine.begin() as connection:
+            if (await connection.execute(statement)).rowcount == 0:
+                raise LedgerError(f"cannot set state of unknown flow run {flow_run_id}")
+
+    async def unmetered(self, workspace: Optional[str] = None) -> list[LedgerRun]:
+        """Submitted but not yet metered runs: the in-flight set after a restart."""
+        statement = select(runs_table).where(
+            RunRecord.infrastructure_id.is_not(None), RunRecord.metered_at.is_(None)
+        )
+        if workspace is not None:
+            statement = statement.where(RunRecord.workspace == workspace)
+        statement = statement.order_by(RunRecord.claimed_at, RunRecord.flow_run_id)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [LedgerRun.model_validate(row) for row in rows]
+
+    async def get(self, flow_run_id: str) -> Optional[LedgerRun]:
+        statement = select(runs_table).where(RunRecord.flow_run_id == flow_run_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(statement)).one_or_none()
+        return None if row is None else LedgerRun.model_validate(row)
+
+    async def usage(
+        self, workspace: Optional[str] = None, month: Optional[str] = None
+    ) -> list[UsageRow]:
+        """Metered totals per (workspace, month), ordered by workspace then month."""
+        statement = (
+            select(
+                RunRecord.workspace,
+                RunRecord.usage_month,
+                func.count().label("runs"),
+                func.coalesce(func.sum(RunRecord.billed_minutes), 0).label("billed_minutes"),
+                func.coalesce(func.sum(RunRecord.compute_seconds), 0.0).label("compute_seconds"),
+            )
+            .where(*_metered_filter(workspace, month))
+            .group_by(RunRecord.workspace, RunRecord.usage_month)
+            .order_by(RunRecord.workspace, RunRecord.usage_month)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [
+            UsageRow(
+                workspace=row.workspace,
+                month=row.usage_month,
+                runs=row.runs,
+                billed_minutes=row.billed_minutes,
+                compute_seconds=float(row.compute_seconds),
+            )
+            for row in rows
+        ]
+
+    async def month_minutes(self, workspace: str, month: str) -> int:
+        """Billed minutes of ``workspace`` in ``month`` (YYYY-MM); 0 if none."""
+        statement = select(func.coalesce(func.sum(RunRecord.billed_minutes), 0)).where(
+            *_metered_filter(workspace, month)
+        )
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+
+def _dialect_insert(dialect_name: str) -> Callable[[Any], Any]:
+    # Both dialects provide INSERT ... ON CONFLICT with the same API.
+    inserts = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+    if dialect_name not in inserts:
+        raise LedgerError(f"unsupported ledger database {dialect_name!r}")
+    return inserts[dialect_name]
+
+
+def _keep_first(column: Any, excluded: Any) -> ColumnElement[Any]:
+    """ON CONFLICT value that keeps an existing non-null value."""
+    return func.coalesce(column, getattr(excluded, column.key))
+
+
+def _metering_values(started_at: Optional[datetime], stopped_at: datetime) -> dict[str, Any]:
+    month = metering.usage_month(stopped_at)  # also rejects a naive stop
+    if started_at is None:
+        return {
+            "started_at": None,
+            "stopped_at": stopped_at,
+            "compute_seconds": 0.0,
+            "billed_minutes": 0,
+            "usage_month": month,
+        }
+    return {
+        "started_at": started_at,
+        "stopped_at": stopped_at,
+        "compute_seconds": metering.compute_seconds(started_at, stopped_at),
+        "billed_minutes": metering.billable_minutes(started_at, stopped_at),
+        "usage_month": month,
+    }
+
+
+def _metered_filter(workspace: Optional[str], month: Optional[str]) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [RunRecord.metered_at.is_not(None)]
+    if workspace is not None:
+        conditions.append(RunRecord.workspace == workspace)
+    if month is not None:
+        if not _MONTH.match(month):
+            raise ValueError(f"month must look like YYYY-MM, got {month!r}")
+        conditions.append(RunRecord.usage_month == month)
+    return conditions
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,78 @@
+"""SQLAlchemy schema of the ledger: one ``runs`` row per flow run.
+
+The schema itself is created by the alembic migrations in ``migrations/``;
+this model is what the queries (and future autogenerate) are written against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetime stored as UTC, returned as aware UTC.
+
+    PostgreSQL keeps the offset (``timestamptz``) but SQLite stores the
+    wall-clock fields only, so values are converted to UTC before writing and
+    naive values read back are known to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"refusing to store naive datetime {value!r}; use UTC")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Optional[datetime]:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger tables (target metadata for alembic)."""
+
+
+class RunRecord(Base):
+    """Lifecycle and metering facts of one flow run started by the dispatcher."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_workspace_usage_month", "workspace", "usage_month"),)
+
+    flow_run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(255), index=True)
+    pool: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(32))
+    # Provider handle (ECS task ARN, Cloud Run execution, ACI group, PID...).
+    infrastructure_id: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    submitted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    # Provider-reported infrastructure start; null when it never started.
+    started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    stopped_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    exit_code: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    compute_seconds: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    billed_minutes: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    usage_month: Mapped[Optional[str]] = mapped_column(String(7), nullable=True)
+    # Set exactly once, by the single UPDATE that wins the metering race.
+    metered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    final_state: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=lambda: datetime.now(timezone.utc)
+    )
+
+
+runs_table = RunRecord.__table__

@@ -1,0 +1,169 @@
+"""Claim a due flow run, build its job configuration, check limits, start its infrastructure.
+
+The order matters for crash safety: the claim (PENDING) comes first, the
+infrastructure id is written to Prefect and the ledger right after the provider
+accepted the submission. A dispatcher that dies anywhere in between leaves a
+PENDING run without infrastructure id, which ``redrive`` picks up again; the
+provider's idempotency key (derived from the flow run id) makes the second
+submission return the first one's infrastructure instead of starting another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Crashed, Failed, Pending
+
+from dispatcher import metrics
+from dispatcher.config import LoopConfig, WorkspaceConfig
+from dispatcher.jobconfig import build_configuration
+from dispatcher.ledger import Ledger
+from dispatcher.limits import check_resources, violations_message
+from dispatcher.pools import ServedPool, TrackedRun
+from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.retry import call_with_retries
+from providers.base import RunLimits, SubmitRequest
+from providers.errors import InvalidJobConfiguration, ProviderError
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(flow_run: FlowRun) -> str:
+    """Same run -> same key, on every replica and after every restart (ECS allows 64 chars)."""
+    return f"prefect-{flow_run.id.hex}"
+
+
+class RunRejected(Exception):
+    """The run must end before any infrastructure starts; carries the state to set."""
+
+    def __init__(self, state_name: str, message: str) -> None:
+        super().__init__(message)
+        self.state_name = state_name
+        self.message = message
+
+
+class Submitter:
+    """Takes one run from SCHEDULED to submitted infrastructure, for one workspace."""
+
+    def __init__(
+        self,
+        workspace: PrefectWorkspace,
+        workspace_config: WorkspaceConfig,
+        ledger: Ledger,
+        loop: LoopConfig,
+        track: Callable[[TrackedRun], None],
+    ) -> None:
+        self.workspace = workspace
+        self.ws = workspace_config
+        self.ledger = ledger
+        self.loop = loop
+        self.track = track
+
+    async def claim(self, flow_run: FlowRun, pool: ServedPool) -> Proposal:
+        """Propose PENDING. REFUSED means another replica or a person owns the run."""
+        result = await self.workspace.propose(flow_run.id, Pending())
+        labels = {"workspace": self.ws.name, "pool": pool.name}
+        if result.outcome == Proposal.ACCEPTED:
+            metrics.RUNS_CLAIMED.labels(**labels).inc()
+            metrics.CLAIM_LATENCY.labels(self.ws.name).observe(max(0.0, seconds_since(_scheduled_time(flow_run))))
+            await self.ledger.record_claim(str(flow_run.id), self.ws.name, pool.name, pool.provider.kind, utcnow())
+        elif result.outcome == Proposal.REFUSED:
+            metrics.CLAIMS_REFUSED.labels(**labels).inc()
+            log.debug("claim of %s refused: %s", flow_run.id, result.reason)
+        return result.outcome
+
+    async def submit_claimed(self, flow_run: FlowRun, pool: ServedPool) -> None:
+        """Everything after the claim. Never raises for per-run problems: they become states."""
+        try:
+            configuration = await self._configuration(flow_run, pool)
+            await self._submit(flow_run, pool, configuration)
+        except RunRejected as rejected:
+            await self._end_run(flow_run, pool, rejected)
+        except ProviderError as exc:
+            metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
+            await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {exc}"))
+
+    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> object:
+        provider = pool.provider
+        try:
+            configuration = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
+            provider.validate(configuration)
+            request = provider.resources(configuration)
+        except InvalidJobConfiguration as exc:
+            raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc}.") from None
+        except ObjectNotFound:
+            raise RunRejected("Cancelled", f"Deployment {flow_run.deployment_id} no longer exists, cancelled run.") from None
+        violations = check_resources(request, pool.limits, f"pool {pool.name!r}")
+        if violations:
+            raise RunRejected("LimitExceeded", violations_message(violations))
+        await self._check_monthly_budget()
+        return configuration
+
+    async def _check_monthly_budget(self) -> None:
+        budget = self.ws.monthly_compute_minutes
+        if budget is None:
+            return
+        used = await self.ledger.month_minutes(self.ws.name, utcnow().strftime("%Y-%m"))
+        if used >= budget:
+            raise RunRejected(
+                "ComputeLimitReached",
+                f"Run not started: workspace {self.ws.name!r} used {used} of its {budget} compute minutes this month.",
+            )
+
+    async def _submit(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> None:
+        provider = pool.provider
+        request = SubmitRequest(
+            flow_run_id=flow_run.id,
+            idempotency_key=idempotency_key(flow_run),
+            workspace=self.ws.name,
+            pool=pool.name,
+            configuration=configuration,
+            limits=RunLimits(max_runtime_s=pool.limits.max_runtime_s or 24 * 3600),
+        )
+        metrics.PROVIDER_CALLS.labels(provider.kind, "submit").inc()
+        submission = await call_with_retries(
+            provider.kind, "submit", lambda: provider.submit(request), deadline_s=self.loop.submit_deadline_s
+        )
+        submitted_at = utcnow()
+        await self.workspace.set_infrastructure_pid(flow_run.id, submission.infrastructure_id)
+        await self.ledger.record_submission(
+            str(flow_run.id), submission.infrastructure_id, submitted_at,
+            workspace=self.ws.name, pool=pool.name, provider=provider.kind,
+        )
+        metrics.RUNS_SUBMITTED.labels(self.ws.name, pool.name, provider.kind).inc()
+        metrics.SUBMIT_LATENCY.labels(self.ws.name).observe(max(0.0, seconds_since(_scheduled_time(flow_run), submitted_at)))
+        log.info("flow run %s submitted to %s as %s", flow_run.id, provider.kind, submission.infrastructure_id)
+        self.track(
+            TrackedRun(
+                flow_run_id=flow_run.id,
+                pool=pool,
+                infrastructure_id=submission.infrastructure_id,
+                configuration=configuration,
+                submitted_at=submitted_at,
+                max_runtime_s=request.limits.max_runtime_s,
+            )
+        )
+
+    async def _end_run(self, flow_run: FlowRun, pool: ServedPool, rejected: RunRejected) -> None:
+        metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, rejected.state_name).inc()
+        log.warning("flow run %s not started: %s", flow_run.id, rejected.message)
+        if rejected.state_name == "Cancelled":
+            state = Cancelled(message=rejected.message)
+        else:
+            state = Failed(name=rejected.state_name, message=rejected.message)
+        await self._set_state(flow_run, state)
+
+    async def _set_state(self, flow_run: FlowRun, state: object) -> None:
+        result = await self.workspace.propose(flow_run.id, state)  # type: ignore[arg-type]
+        metrics.STATE_CHANGES.labels(self.ws.name, getattr(state, "name", "?")).inc()
+        if result.outcome != Proposal.ACCEPTED:
+            log.info("state %s for %s not accepted: %s", getattr(state, "name", state), flow_run.id, result.reason)
+
+
+def _scheduled_time(flow_run: FlowRun) -> datetime | None:
+    return flow_run.next_scheduled_start_time or flow_run.expected_start_time
+

@@ -1,0 +1,225 @@
+"""Observe every in-flight run of a workspace in batches and act on what is seen.
+
+Each tick: one ``status_many`` per provider (providers batch per cloud call),
+then one Prefect read for the states of all tracked runs, read *after* the
+infrastructure so Prefect's view is never older than the cloud's. ``decide``
+turns each pair into an action. Nothing here is per-cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from uuid import UUID
+
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.states import Cancelled, Crashed, Failed
+
+from dispatcher import metrics
+from dispatcher.config import LoopConfig, WorkspaceConfig
+from dispatcher.decisions import TERMINAL, Action, Observation, decide
+from dispatcher.ledger import Ledger
+from dispatcher.pools import TrackedRun
+from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.retry import call_with_retries
+from providers.base import InfraPhase, InfraStatus, Provider, RunRef
+from providers.errors import ProviderError
+
+log = logging.getLogger(__name__)
+_READ_CHUNK = 200
+
+
+class Watcher:
+    """The in-flight set of one workspace and what happens to it."""
+
+    def __init__(self, workspace: PrefectWorkspace, ws: WorkspaceConfig, ledger: Ledger, loop: LoopConfig) -> None:
+        self.workspace = workspace
+        self.ws = ws
+        self.ledger = ledger
+        self.loop = loop
+        self.tracked: dict[UUID, TrackedRun] = {}
+
+    def track(self, run: TrackedRun) -> None:
+        self.tracked.setdefault(run.flow_run_id, run)
+        metrics.INFLIGHT.labels(self.ws.name).set(len(self.tracked))
+
+    def forget(self, flow_run_id: UUID) -> None:
+        self.tracked.pop(flow_run_id, None)
+        metrics.INFLIGHT.labels(self.ws.name).set(len(self.tracked))
+
+    async def tick(self) -> None:
+        """Observe all tracked runs once and act."""
+        if not self.tracked:
+            return
+        statuses = await self._observe_infrastructure(list(self.tracked.values()))
+        runs = await self._read_runs(list(statuses))
+        for flow_run_id, status in statuses.items():
+            tracked = self.tracked.get(flow_run_id)
+            if tracked is None:
+                continue
+            flow_run = runs.get(flow_run_id)
+            try:
+                await self._handle(tracked, flow_run, status)
+            except ProviderError as exc:
+                log.warning("acting on flow run %s failed: %s", flow_run_id, exc)
+
+    async def _observe_infrastructure(self, tracked: list[TrackedRun]) -> dict[UUID, InfraStatus | None]:
+        """Status per run; None where the provider could not be reached this tick."""
+        by_provider: dict[str, list[TrackedRun]] = defaultdict(list)
+        for run in tracked:
+            by_provider[run.pool.provider.kind].append(run)
+        statuses: dict[UUID, InfraStatus | None] = {}
+        for runs in by_provider.values():
+            provider = runs[0].pool.provider
+            refs = [_ref(run) for run in runs]
+            try:
+                metrics.PROVIDER_CALLS.labels(provider.kind, "status_many").inc()
+                observed = await call_with_retries(
+                    provider.kind, "status_many", lambda: provider.status_many(refs), deadline_s=self.loop.watch_interval_s * 2
+                )
+            except ProviderError as exc:
+                metrics.PROVIDER_ERRORS.labels(provider.kind, "status_many", type(exc).__name__).inc()
+                log.warning("could not observe %d runs on %s: %s", len(runs), provider.kind, exc)
+                observed = [None] * len(runs)
+            statuses.update({run.flow_run_id: status for run, status in zip(runs, observed)})
+        return statuses
+
+    async def _read_runs(self, ids: list[UUID]) -> dict[UUID, FlowRun]:
+        runs: dict[UUID, FlowRun] = {}
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start : start + _READ_CHUNK]
+            page = await self.workspace.client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            )
+            runs.update({run.id: run for run in page})
+        return runs
+
+    async def _handle(self, tracked: TrackedRun, flow_run: FlowRun | None, status: InfraStatus | None) -> None:
+        if flow_run is None:  # deleted from Prefect: stop what it left behind, meter it, forget it
+            await self._stop(tracked, "flow run was deleted")
+            await self._finish(tracked, status, "Deleted")
+            return
+        tracked.flow_run = flow_run
+        if status is None or status.phase == InfraPhase.UNKNOWN:
+            await self._unobservable(tracked, flow_run, status)
+            return
+        tracked.unobservable_since = None
+        _remember_timestamps(tracked, status)
+        state_type = flow_run.state.type if flow_run.state else StateType.SCHEDULED
+        now = time.monotonic()
+        if state_type in TERMINAL:
+            tracked.terminal_since = tracked.terminal_since or now
+        decision = decide(
+            Observation(
+                run_state=state_type,
+                infra=status,
+                elapsed_s=seconds_since(tracked.submitted_at),
+                max_runtime_s=tracked.max_runtime_s,
+                terminal_for_s=now - tracked.terminal_since if tracked.terminal_since else 0.0,
+                stop_requested=tracked.timeout_stop_requested,
+            )
+        )
+        await self._act(tracked, flow_run, status, decision.action, decision.message)
+
+    async def _act(self, tracked: TrackedRun, flow_run: FlowRun, status: InfraStatus, action: Action, message: str) -> None:
+        if action == Action.WAIT:
+            return
+        if action == Action.FINISH:
+            await self._finish(tracked, status, flow_run.state.name if flow_run.state else "?")
+        elif action == Action.CRASH:
+            await self._crash(tracked, message)
+        elif action == Action.STOP_FOR_CANCEL:
+            tracked.cancelling_since = tracked.cancelling_since or time.monotonic()
+            if time.monotonic() - tracked.cancelling_since > self.loop.stop_timeout_s:
+                await self._propose(tracked, Cancelled(message="Cancelled; the infrastructure did not confirm that it stopped."))
+            else:
+                await self._stop(tracked, message, rate_limited=True)
+        elif action == Action.MARK_CANCELLED:
+            await self._propose(tracked, Cancelled(message=message))
+        elif action == Action.STOP_FOR_TIMEOUT:
+            # Final state first: the engine, when killed, then cannot overwrite it with Crashed.
+            await self._propose(tracked, Failed(name="TimedOut", message=message))
+            tracked.timeout_stop_requested = True
+            await self._stop(tracked, message)
+        elif action == Action.MARK_TIMED_OUT:
+            await self._propose(tracked, Failed(name="TimedOut", message=message))
+        elif action == Action.STOP_LEFTOVER:
+            await self._stop(tracked, message, rate_limited=True)
+
+    async def _unobservable(self, tracked: TrackedRun, flow_run: FlowRun, status: InfraStatus | None) -> None:
+        """The cloud did not answer (or answered nonsense): retry, and after a bounded time say so honestly."""
+        now = time.monotonic()
+        tracked.unobservable_since = tracked.unobservable_since or now
+        if status is not None:
+            log.warning("flow run %s: infrastructure in unknown state %r", tracked.flow_run_id, status.native_state)
+        waited = now - tracked.unobservable_since
+        if waited < self.loop.watch_error_deadline_s:
+            return
+        state_type = flow_run.state.type if flow_run.state else None
+        if state_type in TERMINAL:
+            await self._finish(tracked, None, flow_run.state.name if flow_run.state else "?")
+            return
+        what = f"reported unknown state {status.native_state!r}" if status else "could not be observed"
+        await self._crash(tracked, f"Flow run infrastructure {what} for {int(waited)}s; it was asked to stop and the run is marked crashed.")
+        await self._stop(tracked, "unobservable")
+
+    async def _crash(self, tracked: TrackedRun, message: str) -> None:
+        lines = await _safe_log_tail(tracked.pool.provider, _ref(tracked))
+        if lines:
+            message += "\nLast lines of the infrastructure log:\n" + "\n".join(lines)
+        await self._propose(tracked, Crashed(message=message))
+
+    async def _finish(self, tracked: TrackedRun, status: InfraStatus | None, state_name: str) -> None:
+        started = status.started_at if status and status.started_at else tracked.last_started_at
+        stopped = status.stopped_at if status and status.stopped_at else tracked.last_stopped_at
+        if started is not None and stopped is None:
+            stopped = utcnow()  # the infrastructure vanished before reporting teardown: our clock, documented
+        metered = await self.ledger.meter(
+            str(tracked.flow_run_id), started, stopped,
+            exit_code=status.exit_code if status else None, reason=status.reason if status else None,
+        )
+        await self.ledger.set_final_state(str(tracked.flow_run_id), state_name)
+        if metered:
+            row = await self.ledger.get(str(tracked.flow_run_id))
+            minutes = row.billed_minutes if row and row.billed_minutes else 0
+            metrics.COMPUTE_MINUTES.labels(self.ws.name, tracked.pool.name).inc(minutes)
+            metrics.RUNS_FINISHED.labels(self.ws.name, tracked.pool.name, state_name).inc()
+        self.forget(tracked.flow_run_id)
+
+    async def _stop(self, tracked: TrackedRun, reason: str, rate_limited: bool = False) -> None:
+        now = time.monotonic()
+        if rate_limited and tracked.last_stop_at and now - tracked.last_stop_at < max(5.0, self.loop.watch_interval_s * 5):
+            return
+        tracked.last_stop_at = now
+        provider = tracked.pool.provider
+        metrics.PROVIDER_CALLS.labels(provider.kind, "stop").inc()
+        await call_with_retries(provider.kind, "stop", lambda: provider.stop(_ref(tracked), reason), deadline_s=30)
+
+    async def _propose(self, tracked: TrackedRun, state: object) -> None:
+        result = await self.workspace.propose(tracked.flow_run_id, state)  # type: ignore[arg-type]
+        name = getattr(state, "name", "?")
+        if result.outcome == Proposal.ACCEPTED:
+            metrics.STATE_CHANGES.labels(self.ws.name, name).inc()
+            log.info("flow run %s -> %s: %s", tracked.flow_run_id, name, getattr(state, "message", ""))
+        else:
+            log.info("flow run %s: %s not accepted (%s)", tracked.flow_run_id, name, result.reason)
+
+
+def _ref(run: TrackedRun) -> RunRef:
+    return RunRef(flow_run_id=run.flow_run_id, infrastructure_id=run.infrastructure_id, configuration=run.configuration)
+
+
+def _remember_timestamps(tracked: TrackedRun, status: InfraStatus) -> None:
+    tracked.last_started_at = status.started_at or tracked.last_started_at
+    tracked.last_stopped_at = status.stopped_at or tracked.last_stopped_at
+
+
+async def _safe_log_tail(provider: Provider, ref: RunRef) -> list[str]:
+    try:
+        lines = await provider.last_log_lines(ref, limit=10)
+    except ProviderError:
+        return []
+    return [line[:500] for line in lines]
+

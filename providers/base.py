@@ -1,0 +1,179 @@
+"""The contract between the dispatcher and a cloud.
+
+A provider is thin: build a request (pure) -> one SDK call -> map the response
+(pure). Polling, retries, deadlines, Prefect state transitions and metering live
+once in ``dispatcher/``; a provider never sleeps, never retries on its own (the
+SDK's own transport retries aside) and never talks to Prefect.
+
+Every method raises only :mod:`providers.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+
+
+class InfraPhase(str, enum.Enum):
+    """Where the infrastructure of one run is, in provider-neutral terms."""
+
+    PENDING = "PENDING"  # accepted by the cloud, not running the command yet
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"  # terminal: the command ended or the infrastructure was stopped
+    NOT_FOUND = "NOT_FOUND"  # the cloud has no record of it
+    UNKNOWN = "UNKNOWN"  # the cloud answered with a state this provider does not know
+
+
+class StopCause(str, enum.Enum):
+    """Why infrastructure in phase EXITED stopped."""
+
+    EXITED = "EXITED"  # the command ended on its own; see exit_code
+    FAILED_TO_START = "FAILED_TO_START"  # image pull, placement, bad command...
+    STOPPED = "STOPPED"  # somebody (usually the dispatcher) asked it to stop
+    INTERRUPTED = "INTERRUPTED"  # the cloud took it away (spot reclaim, host failure)
+    TIMED_OUT = "TIMED_OUT"  # a runtime cap enforced by the infrastructure itself
+    UNKNOWN = "UNKNOWN"
+
+
+class ResourceRequest(BaseModel):
+    """What one run asks for, normalised so limits can be checked without knowing the cloud."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vcpu: float | None = Field(default=None, description="vCPUs requested (None: the infrastructure's default).")
+    memory_mib: int | None = Field(default=None, description="Memory requested in MiB.")
+    ephemeral_storage_gib: int | None = Field(default=None, description="Ephemeral disk requested in GiB.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Job variable name each value came from (vcpu -> 'cpu'), so limit messages name the user's field.",
+    )
+
+
+class RunLimits(BaseModel):
+    """Caps the dispatcher has decided for this run; providers pass them to infrastructure that can enforce them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_runtime_s: int = Field(description="Wall-clock seconds the run may take before it is stopped.")
+
+
+class SubmitRequest(BaseModel):
+    """Everything a provider needs to start the infrastructure of one flow run."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    flow_run_id: UUID = Field(description="The Prefect flow run this infrastructure executes.")
+    idempotency_key: str = Field(
+        description="Derived from the flow run id; submitting twice with the same key starts one infrastructure."
+    )
+    workspace: str = Field(description="Workspace name from the dispatcher configuration.")
+    pool: str = Field(description="Work pool name.")
+    configuration: SerializeAsAny[BaseJobConfiguration] = Field(
+        description="Fully resolved job configuration (Prefect semantics), of the provider's own class."
+    )
+    limits: RunLimits = Field(description="Caps decided by the dispatcher for this run.")
+
+
+class Submission(BaseModel):
+    """What a successful submit returns."""
+
+    infrastructure_id: str = Field(description="Identifier recorded as the flow run's infrastructure_pid.")
+    created: bool = Field(description="False when an earlier submit with the same idempotency key was found.")
+
+
+class RunRef(BaseModel):
+    """Enough to find one run's infrastructure again (after a restart too)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    flow_run_id: UUID = Field(description="The Prefect flow run.")
+    infrastructure_id: str = Field(description="What submit returned.")
+    configuration: SerializeAsAny[BaseJobConfiguration] = Field(
+        description="The run's job configuration; carries credentials, region, cluster..."
+    )
+
+
+class InfraStatus(BaseModel):
+    """One observation of one run's infrastructure, with the cloud's own timestamps."""
+
+    infrastructure_id: str = Field(description="As returned by submit.")
+    phase: InfraPhase = Field(description="Provider-neutral phase.")
+    native_state: str = Field(description="The cloud's own state string(s), for logs and messages.")
+    started_at: datetime | None = Field(default=None, description="When compute started (the cloud's clock).")
+    stopped_at: datetime | None = Field(default=None, description="When compute was torn down (the cloud's clock).")
+    exit_code: int | None = Field(default=None, description="Exit code of the flow's command, if it is known.")
+    stop_cause: StopCause | None = Field(default=None, description="Why it stopped, when phase is EXITED.")
+    reason: str | None = Field(default=None, description="The cloud's own explanation, safe to show users.")
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseJobConfiguration)
+
+
+class Provider(abc.ABC, Generic[ConfigT]):
+    """One cloud. Instances are long-lived and shared by every run of every pool they serve.
+
+    Implementations cache SDK clients per credential set (never one client per run)
+    and must be safe to call concurrently from one asyncio loop.
+    """
+
+    #: Registry key ("local", "ecs", ...).
+    kind: ClassVar[str]
+    #: Prefect job configuration class; its fields are what the base job template fills in.
+    job_configuration: ClassVar[type[BaseJobConfiguration]]
+    #: Prefect variables model; its JSON schema is the pool's ``variables`` section.
+    job_variables: ClassVar[type[BaseVariables]]
+
+    @classmethod
+    def base_job_template(cls) -> dict[str, Any]:
+        """The pool's base job template, built the way Prefect's workers build theirs."""
+        return {
+            "job_configuration": cls.job_configuration.json_template(),
+            "variables": cls.job_variables.model_json_schema(),
+        }
+
+    @abc.abstractmethod
+    def resources(self, configuration: ConfigT) -> ResourceRequest:
+        """Pure: what this configuration asks for. Raises InvalidJobConfiguration on malformed values."""
+
+    @abc.abstractmethod
+    def validate(self, configuration: ConfigT) -> None:
+        """Pure: every check the cloud would make that can be made without calling it.
+
+        Raises InvalidJobConfiguration naming field, value and the allowed range.
+        """
+
+    @abc.abstractmethod
+    async def submit(self, request: SubmitRequest) -> Submission:
+        """Start the run's infrastructure.
+
+        Idempotent: a second call with the same ``idempotency_key`` (after a crash,
+        from another replica) returns the first call's infrastructure and starts
+        nothing. Raises TransientProviderError subclasses when a retry may succeed.
+        """
+
+    @abc.abstractmethod
+    async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
+        """Observe many runs with as few cloud calls as the cloud allows.
+
+        Returns one status per input, in input order. Infrastructure the cloud does
+        not know is NOT_FOUND; a state the provider cannot map is UNKNOWN (and logged),
+        never a success. Raises TransientProviderError when nothing could be observed.
+        """
+
+    @abc.abstractmethod
+    async def stop(self, run: RunRef, reason: str) -> None:
+        """Stop the run's infrastructure. Idempotent: already stopped or not found is success."""
+
+    async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
+        """The last lines the run's command printed, if the cloud keeps them; best effort."""
+        return []
+
+    async def aclose(self) -> None:
+        """Release SDK clients."""

@@ -1,0 +1,150 @@
+"""Starting a run: the idempotent run directory, spec.json and the detached supervisor (blocking code)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect.workers.base import BaseJobConfiguration
+
+from providers.errors import InvalidJobConfiguration, SubmissionRejected, TransientProviderError
+from providers.local import rundir
+from providers.local.config import LocalJobConfiguration
+
+#: Dispatcher variables a flow run inherits unless its job configuration sets them.
+INHERITED_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "TMPDIR")
+#: The directory that contains the ``providers`` package; the supervisor imports from it.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: How long a second submit waits for the first one to record its supervisor.
+EXISTING_WAIT_S = 5.0
+#: A run directory this old without a supervisor record was left by a submit that died.
+STALE_SUBMIT_S = 60.0
+_POLL_S = 0.05
+
+
+def command_argv(configuration: LocalJobConfiguration) -> list[str]:
+    """The command as an argv list; Prefect keeps it as one string, split like a shell would."""
+    # No command means "the worker's default", which is what prepare_for_flow_run fills in.
+    command = configuration.command or BaseJobConfiguration._base_flow_run_command()
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidJobConfiguration("command", command, f"a shell-style command line ({exc})") from exc
+    if not argv:
+        raise InvalidJobConfiguration("command", command, "a non-empty command")
+    return argv
+
+
+def flow_run_env(configured: dict[str, str | None]) -> dict[str, str]:
+    """The flow's environment: its configured env plus the few dispatcher variables it needs.
+
+    The dispatcher's own environment (cloud credentials, its database URL...) is not
+    passed on. A variable configured as None is removed, as in Prefect, and not inherited.
+    """
+    env = {name: value for name, value in configured.items() if value is not None}
+    for name in INHERITED_ENV:
+        if name not in configured and name in os.environ:
+            env[name] = os.environ[name]
+    if "PATH" not in configured:
+        # The `prefect` CLI next to the dispatcher's interpreter is found even when the
+        # dispatcher was started without activating its virtualenv.
+        path = env.get("PATH", os.defpath)
+        bin_dir = os.path.dirname(sys.executable)
+        env["PATH"] = path if bin_dir in path.split(os.pathsep) else f"{path}{os.pathsep}{bin_dir}"
+    return env
+
+
+def create_run(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) -> dict[str, Any] | None:
+    """Create the run directory and start its supervisor; None if the directory already existed.
+
+    ``os.mkdir`` is the idempotency lock: exactly one caller creates the directory.
+    Returns the supervisor record written to ``supervisor.json``.
+    """
+    run_dir.parent.mkdir(mode=rundir.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        os.mkdir(run_dir, rundir.PRIVATE_DIR_MODE)
+    except FileExistsError:
+        return None
+    try:
+        _write_spec(run_dir / rundir.SPEC, spec)
+        supervisor = _start_supervisor(run_dir, python)
+    except BaseException:
+        # Nothing was started: release the lock so a retry can start the run.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    record = {
+        "pid": supervisor.pid,
+        "start_ticks": rundir.proc_start_ticks(supervisor.pid),
+        "hostname": hostname,
+    }
+    rundir.write_json_atomic(run_dir / rundir.SUPERVISOR, record)
+    # While we live, we are the supervisor's parent: reap it so it leaves no zombie.
+    threading.Thread(target=supervisor.wait, name=f"local-reaper-{supervisor.pid}", daemon=True).start()
+    return record
+
+
+def existing_run(run_dir: Path) -> dict[str, Any]:
+    """The supervisor record of a run another submit created, waiting briefly for it to appear."""
+    deadline = time.monotonic() + EXISTING_WAIT_S
+    while True:
+        record = rundir.read_json(run_dir / rundir.SUPERVISOR)
+        if record is not None:
+            return record
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(_POLL_S)
+    if is_stale_without_supervisor(run_dir):
+        raise SubmissionRejected(
+            f"an earlier submit of this flow run died before starting its process; remove {run_dir} to retry",
+            code="StaleRunDirectory",
+        )
+    raise TransientProviderError("another submit of this flow run is still starting its process", code="SubmitInProgress")
+
+
+def is_stale_without_supervisor(run_dir: Path) -> bool:
+    """True when the directory is old enough that the submit which created it must have died."""
+    return time.time() - run_dir.stat().st_mtime > STALE_SUBMIT_S
+
+
+def _write_spec(path: Path, spec: dict[str, Any]) -> None:
+    # 0600 from creation on (never a moment world-readable): it holds the Prefect API key.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, rundir.PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+
+
+def _start_supervisor(run_dir: Path, python: str) -> subprocess.Popen[bytes]:
+    log_fd = os.open(run_dir / rundir.SUPERVISOR_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, rundir.PRIVATE_FILE_MODE)
+    try:
+        return subprocess.Popen(
+            [python, "-m", "providers.local.supervisor", str(run_dir)],
+            cwd=run_dir,
+            env=_supervisor_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            # Its own session: it outlives the dispatcher and a Ctrl-C in the dispatcher's terminal.
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise SubmissionRejected(
+            f"cannot run the local supervisor interpreter {python!r}: {exc.strerror}", code="SupervisorNotRunnable"
+        ) from exc
+    finally:
+        os.close(log_fd)
+
+
+def _supervisor_env() -> dict[str, str]:
+    """The supervisor needs only the standard library and the ``providers`` package."""
+    env = {"PYTHONPATH": str(PACKAGE_ROOT), "PATH": os.environ.get("PATH", os.defpath)}
+    if "LANG" in os.environ:
+        env["LANG"] = os.environ["LANG"]
+    return env

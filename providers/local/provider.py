@@ -1,0 +1,160 @@
+"""The local provider: each flow run is a subprocess on the dispatcher's host.
+
+Every run gets a directory ``state_dir/<flow_run_id>`` and a detached supervisor
+process (:mod:`providers.local.supervisor`) that starts the command, enforces its
+limits and records its exit there. All state lives in those files, so a restarted
+dispatcher finds its runs again and learns how they ended while it was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+from uuid import UUID
+
+from prefect.workers.base import BaseJobConfiguration
+from pydantic import BaseModel, ValidationError
+
+from providers.base import (
+    InfraPhase,
+    InfraStatus,
+    Provider,
+    ResourceRequest,
+    RunRef,
+    Submission,
+    SubmitRequest,
+)
+from providers.errors import InvalidJobConfiguration, SubmissionRejected
+from providers.local import launch
+from providers.local import runs as local_runs
+from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
+from providers.local.oserrors import provider_errors
+from providers.local.rundir import OUTPUT_LOG
+
+logger = logging.getLogger(__name__)
+
+MIN_MEMORY_MIB = 64
+
+
+class LocalProvider(Provider[LocalJobConfiguration]):
+    """Runs flow runs as supervised local subprocesses (the default when there is no cloud)."""
+
+    kind = "local"
+    job_configuration = LocalJobConfiguration
+    job_variables = LocalVariables
+    pool_types: ClassVar[tuple[str, ...]] = ("local:push",)
+    settings_model: ClassVar[type[BaseModel]] = LocalSettings
+
+    def __init__(self, settings: LocalSettings | None = None) -> None:
+        self.settings = settings or LocalSettings()
+        self.hostname = socket.gethostname()
+        self._orphans = local_runs.OrphanTerminator(self.settings.stop_grace_s)
+
+    # -- pure --------------------------------------------------------------------------
+
+    def resources(self, configuration: LocalJobConfiguration) -> ResourceRequest:
+        configuration = _as_local(configuration)
+        return ResourceRequest(
+            vcpu=configuration.cpu,
+            memory_mib=configuration.memory,
+            fields={"vcpu": "cpu", "memory_mib": "memory"},
+        )
+
+    def validate(self, configuration: LocalJobConfiguration) -> None:
+        configuration = _as_local(configuration)
+        cpu, memory, working_dir = configuration.cpu, configuration.memory, configuration.working_dir
+        if cpu is not None and not (math.isfinite(cpu) and cpu > 0):
+            raise InvalidJobConfiguration("cpu", cpu, "a number of vCPUs greater than 0")
+        if memory is not None and memory < MIN_MEMORY_MIB:
+            raise InvalidJobConfiguration("memory", memory, f"at least {MIN_MEMORY_MIB} MiB")
+        if working_dir is not None and not working_dir.is_dir():
+            raise InvalidJobConfiguration("working_dir", str(working_dir), "an existing directory on the dispatcher's host")
+        launch.command_argv(configuration)
+
+    # -- runs --------------------------------------------------------------------------
+
+    async def submit(self, request: SubmitRequest) -> Submission:
+        configuration = _as_local(request.configuration)
+        self.validate(configuration)
+        run_dir = self._run_dir(request.flow_run_id)
+        spec = self._spec(request, configuration, run_dir)
+        return await asyncio.to_thread(self._submit_blocking, run_dir, spec)
+
+    async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
+        return await asyncio.to_thread(lambda: [self._status_blocking(run) for run in runs])
+
+    async def stop(self, run: RunRef, reason: str) -> None:
+        if not self._is_local(run.infrastructure_id):
+            logger.warning("not stopping %s: it runs on another host", run.infrastructure_id)
+            return
+        with provider_errors(f"stop flow run {run.flow_run_id}"):
+            await asyncio.to_thread(local_runs.request_stop, self._run_dir(run.flow_run_id), reason, self._orphans)
+
+    async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
+        if not self._is_local(run.infrastructure_id):
+            return []
+        with provider_errors(f"read the output of flow run {run.flow_run_id}"):
+            return await asyncio.to_thread(local_runs.tail_lines, self._run_dir(run.flow_run_id) / OUTPUT_LOG, limit)
+
+    # -- blocking helpers, run in a worker thread ------------------------------------------
+
+    def _submit_blocking(self, run_dir: Path, spec: dict[str, Any]) -> Submission:
+        with provider_errors(f"start flow run {spec['flow_run_id']}", permanent=SubmissionRejected):
+            record = launch.create_run(run_dir, spec, self.settings.python, self.hostname)
+            if record is not None:
+                logger.info("started local supervisor %s for flow run %s", record["pid"], spec["flow_run_id"])
+                return Submission(infrastructure_id=self._infrastructure_id(record), created=True)
+            record = launch.existing_run(run_dir)
+            return Submission(infrastructure_id=self._infrastructure_id(record), created=False)
+
+    def _status_blocking(self, run: RunRef) -> InfraStatus:
+        if not self._is_local(run.infrastructure_id):
+            return InfraStatus(
+                infrastructure_id=run.infrastructure_id,
+                phase=InfraPhase.NOT_FOUND,
+                native_state="OTHER_HOST",
+                reason=f"this local run belongs to another host; this dispatcher runs on {self.hostname!r}",
+            )
+        with provider_errors(f"observe flow run {run.flow_run_id}"):
+            return local_runs.observe(self._run_dir(run.flow_run_id), run.infrastructure_id, self._orphans)
+
+    def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
+        return {
+            "flow_run_id": str(request.flow_run_id),
+            "argv": launch.command_argv(configuration),
+            "env": launch.flow_run_env(configuration.env),
+            "cwd": str(configuration.working_dir or run_dir),
+            "memory_mib": configuration.memory,
+            "cpu": configuration.cpu,
+            "max_runtime_s": request.limits.max_runtime_s,
+            "stop_grace_s": self.settings.stop_grace_s,
+            "stream_output": configuration.stream_output,
+        }
+
+    def _run_dir(self, flow_run_id: UUID) -> Path:
+        return self.settings.state_dir / str(flow_run_id)
+
+    def _infrastructure_id(self, record: dict[str, Any]) -> str:
+        # hostname:pid, like Prefect's Process worker, so the id is meaningful to humans too.
+        return f"{record.get('hostname', self.hostname)}:{record['pid']}"
+
+    def _is_local(self, infrastructure_id: str) -> bool:
+        host, _, _pid = infrastructure_id.rpartition(":")
+        return host == self.hostname
+
+
+def _as_local(configuration: BaseJobConfiguration) -> LocalJobConfiguration:
+    """The configuration as our own class (the dispatcher may hand over a plain BaseJobConfiguration)."""
+    if isinstance(configuration, LocalJobConfiguration):
+        return configuration
+    try:
+        return LocalJobConfiguration.model_validate(configuration.model_dump())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "configuration"
+        raise InvalidJobConfiguration(field, first.get("input"), first["msg"]) from exc

@@ -1,0 +1,184 @@
+"""Runs one flow run's command and records how it ended, even when no dispatcher is alive.
+
+Usage: ``python -m providers.local.supervisor RUN_DIR``
+
+The provider starts this program in a session of its own, so it outlives the
+dispatcher; everything the provider later reports comes from the files written
+here (see :mod:`providers.local.rundir`). Standard library only, so it starts fast.
+
+Signals: SIGTERM (the provider's stop), SIGINT and SIGHUP all end the command's
+process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from providers.local import rundir
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+WAKE_SIGNALS = STOP_SIGNALS | {signal.SIGCHLD}
+GROUP_POLL_S = 0.05
+
+
+def main(argv: list[str]) -> int:
+    # Block the signals we wait for before anything else: one that arrives while the
+    # command is being started stays pending and is picked up by sigtimedwait, and
+    # nothing can interrupt us between starting the child and recording it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, WAKE_SIGNALS)
+    if len(argv) != 2:
+        print("usage: python -m providers.local.supervisor RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[1])
+    try:
+        spec = rundir.read_json(run_dir / rundir.SPEC)
+        if spec is None:
+            raise FileNotFoundError(rundir.SPEC)
+    except (OSError, ValueError) as exc:
+        _record_exit(run_dir, None, "FAILED_TO_START", f"could not read {rundir.SPEC}: {type(exc).__name__}")
+        return 1
+    if (run_dir / rundir.STOP_REQUESTED).exists():  # stopped before we could block signals
+        _record_exit(run_dir, None, "STOPPED", "stopped on request before the command started")
+        return 0
+    child = _start_child(run_dir, spec)
+    if child is None:
+        return 0
+    returncode, cause, reason = _supervise(child, spec)
+    _record_exit(run_dir, returncode, cause, reason)
+    return 0
+
+
+def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes] | None:
+    """Start the command in a new process group with its limits; None when it could not start."""
+    argv = spec["argv"]
+    memory_bytes = _memory_limit_bytes(spec.get("memory_mib"))
+    cpus = _pick_cpus(spec.get("cpu"))
+    output = _open_output(run_dir, spec.get("stream_output", True))
+    try:
+        child = subprocess.Popen(
+            argv,
+            env=spec["env"],
+            cwd=spec["cwd"],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop reaches grandchildren too
+            preexec_fn=lambda: _prepare_child(memory_bytes, cpus),
+        )
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        _record_exit(run_dir, None, "FAILED_TO_START", f"could not start {argv[0]!r}: {exc.strerror}{where}")
+        return None
+    except subprocess.SubprocessError as exc:  # the preexec hook failed
+        _record_exit(run_dir, None, "FAILED_TO_START", f"could not apply the memory/CPU limits: {exc}")
+        return None
+    finally:
+        output.close()
+    started = {
+        "pid": child.pid,
+        "pid_start_ticks": rundir.proc_start_ticks(child.pid),
+        "supervisor_pid": os.getpid(),
+        "started_at": rundir.utc_now_iso(),
+    }
+    rundir.write_json_atomic(run_dir / rundir.STARTED, started)
+    print(f"supervisor {os.getpid()}: started command pid {child.pid}", flush=True)
+    return child
+
+
+def _open_output(run_dir: Path, keep_output: bool):
+    if not keep_output:
+        return open(os.devnull, "wb")
+    fd = os.open(run_dir / rundir.OUTPUT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, rundir.PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "ab")
+
+
+def _memory_limit_bytes(memory_mib: int | None) -> int | None:
+    """RLIMIT_AS value for the child, never above the hard limit we were given (we could not raise it)."""
+    if not memory_mib:
+        return None
+    wanted = int(memory_mib) * 1024 * 1024
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
+def _pick_cpus(cpu: float | None) -> set[int] | None:
+    """ceil(cpu) of the CPUs we may use, or None when that is all of them anyway."""
+    if not cpu:
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    wanted = math.ceil(cpu)
+    if wanted >= len(allowed):
+        return None
+    # Start at an offset taken from our pid so concurrent runs spread over the machine
+    # instead of all sharing CPU 0.
+    first = os.getpid() % len(allowed)
+    return {allowed[(first + i) % len(allowed)] for i in range(wanted)}
+
+
+def _prepare_child(memory_bytes: int | None, cpus: set[int] | None) -> None:
+    """Runs in the child between fork and exec."""
+    # The signal mask survives exec; the command must see SIGTERM and friends normally.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if memory_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+
+
+def _supervise(child: subprocess.Popen[bytes], spec: dict[str, Any]) -> tuple[int, str, str]:
+    """Wait for the command, a stop signal or the backstop deadline; return (returncode, cause, reason)."""
+    grace = float(spec.get("stop_grace_s", 10))
+    max_runtime_s = spec.get("max_runtime_s")
+    deadline = None if max_runtime_s is None else time.monotonic() + float(max_runtime_s) + grace
+    while not _has_exited(child.pid):
+        timeout = None if deadline is None else deadline - time.monotonic()
+        if timeout is not None and timeout <= 0:
+            reason = f"the command ran longer than the runtime cap of {max_runtime_s} s plus {grace:g} s grace"
+            return _end_group(child, grace), "TIMED_OUT", reason
+        info = signal.sigwaitinfo(WAKE_SIGNALS) if timeout is None else signal.sigtimedwait(WAKE_SIGNALS, timeout)
+        if info is not None and info.si_signo in STOP_SIGNALS:
+            name = signal.Signals(info.si_signo).name
+            return _end_group(child, grace), "STOPPED", f"stopped on request ({name} to the local supervisor)"
+    # Like a container, the run ends with its main process: kill whatever it left in its
+    # group while the unreaped leader still reserves the group id.
+    rundir.signal_group(child.pid, signal.SIGKILL)
+    returncode = child.wait()
+    return returncode, "EXITED", rundir.describe_returncode(returncode)
+
+
+def _has_exited(pid: int) -> bool:
+    """True once the child has ended, without reaping it (WNOWAIT keeps its pid and group id ours)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def _end_group(child: subprocess.Popen[bytes], grace: float) -> int:
+    """SIGTERM the command's group, give it ``grace`` seconds, SIGKILL what is left; return the returncode."""
+    rundir.signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while rundir.live_group_members(child.pid) and time.monotonic() < deadline:
+        time.sleep(GROUP_POLL_S)
+    rundir.signal_group(child.pid, signal.SIGKILL)
+    return child.wait()
+
+
+def _record_exit(run_dir: Path, returncode: int | None, cause: str, reason: str) -> None:
+    exited = {
+        "exit_code": None if returncode is None else rundir.exit_code_from_returncode(returncode),
+        "stopped_at": rundir.utc_now_iso(),
+        "cause": cause,
+        "reason": reason,
+    }
+    rundir.write_json_atomic(run_dir / rundir.EXITED, exited)
+    print(f"supervisor {os.getpid()}: {cause}: {reason}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

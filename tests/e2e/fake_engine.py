@@ -1,0 +1,45 @@
+"""A stand-in for ``prefect flow-run execute`` used by the burst tests.
+
+Importing Prefect and running a real flow costs ~2 CPU-seconds per run; 50-run
+bursts on a 2-core CI machine would measure CPU contention, not the dispatcher.
+This script does what the engine does at the API level (Running, then
+Completed) with plain HTTP, and records that it started, so tests can count
+how many times each run's infrastructure was started.
+
+Usage (as the job's command): python tests/e2e/fake_engine.py STARTS_FILE [SECONDS]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import httpx
+
+
+def propose(client: httpx.Client, run_id: str, state_type: str) -> None:
+    body = {"state": {"type": state_type, "name": state_type.title(),
+                      "timestamp": datetime.now(timezone.utc).isoformat(),
+                      "state_details": {"transition_id": str(uuid.uuid4())}}}
+    client.post(f"/flow_runs/{run_id}/set_state", json=body).raise_for_status()
+
+
+def main() -> int:
+    starts_file, seconds = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    run_id = os.environ["PREFECT__FLOW_RUN_ID"]
+    with open(starts_file, "a") as f:  # O_APPEND: lines from concurrent processes do not interleave
+        f.write(run_id + "\n")
+    with httpx.Client(base_url=os.environ["PREFECT_API_URL"], timeout=30) as client:
+        propose(client, run_id, "RUNNING")
+        time.sleep(seconds)
+        propose(client, run_id, "COMPLETED")
+    print(json.dumps({"run": run_id, "done": True}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

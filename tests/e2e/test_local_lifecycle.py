@@ -1,0 +1,134 @@
+"""Real flows through a real Prefect server and the local provider: every way a run can end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import PrefectClient
+from prefect.states import Cancelling
+
+from dispatcher.config import Limits
+from dispatcher.examples.deploy import deploy_example
+from dispatcher.ledger import Ledger
+from tests.conftest import dispatcher_config, running_dispatcher
+from tests.e2e.helpers import is_final, is_running, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+async def _one_run(client: PrefectClient, pool: str, function: str, job_variables: dict | None = None, **params):
+    deployment_id = await deploy_example(client, function, pool)
+    return await client.create_flow_run_from_deployment(deployment_id, parameters=params, job_variables=job_variables or {})
+
+
+async def _ledger_row(tmp_path: Path, run_id):
+    ledger = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        return await ledger.get(str(run_id))
+    finally:
+        await ledger.close()
+
+
+def _child_pid(tmp_path: Path, run_id) -> int:
+    started = json.loads((tmp_path / "local-runs" / str(run_id) / "started.json").read_text())
+    return int(started["child_pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+async def test_flow_completes_and_is_metered(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "hello", name="e2e")
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=90)
+        row = None
+        for _ in range(40):  # metering happens on the watcher tick after the process exits
+            row = await _ledger_row(tmp_path, run.id)
+            if row and row.metered_at:
+                break
+            import asyncio
+            await asyncio.sleep(0.25)
+    final = runs[run.id]
+    assert final.state.name == "Completed", final.state.message
+    assert final.infrastructure_pid and ":" in final.infrastructure_pid  # hostname:pid, like Prefect's process worker
+    assert row is not None and row.metered_at is not None
+    assert row.billed_minutes == 1 and 0 < row.compute_seconds < 60
+    assert row.started_at <= row.stopped_at and row.exit_code == 0
+
+
+async def test_failing_flow_ends_failed(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "fails")
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=90)
+    assert runs[run.id].state.name == "Failed"
+
+
+async def test_killed_process_ends_crashed_with_reason(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        await wait_until(prefect_client, [run.id], is_running, timeout_s=90)
+        os.kill(_child_pid(tmp_path, run.id), signal.SIGKILL)
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
+    state = runs[run.id].state
+    assert state.name == "Crashed"
+    assert "exit code 137" in state.message
+
+
+async def test_cancel_stops_the_process(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        await wait_until(prefect_client, [run.id], is_running, timeout_s=90)
+        pid = _child_pid(tmp_path, run.id)
+        await prefect_client.set_flow_run_state(run.id, Cancelling(message="test cancels"))
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
+    assert runs[run.id].state.name == "Cancelled"
+    assert not _alive(pid)
+
+
+async def test_run_over_max_runtime_times_out(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
+    config = dispatcher_config(prefect_api_url, local_pool, tmp_path, pool_type_limits=Limits(max_runtime_s=8))
+    async with running_dispatcher(config):
+        await wait_until(prefect_client, [run.id], is_running, timeout_s=90)
+        pid = _child_pid(tmp_path, run.id)
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=40)
+        for _ in range(40):
+            if not _alive(pid):
+                break
+            import asyncio
+            await asyncio.sleep(0.25)
+    state = runs[run.id].state
+    assert (state.type.value, state.name) == ("FAILED", "TimedOut")
+    assert "maximum runtime of 8s" in state.message
+    assert not _alive(pid)
+
+
+async def test_over_limit_request_is_refused_without_starting(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "hello", job_variables={"memory": 65536})
+    config = dispatcher_config(prefect_api_url, local_pool, tmp_path, limits=Limits(max_memory_mib=16384))
+    async with running_dispatcher(config):
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
+    state = runs[run.id].state
+    assert (state.type.value, state.name) == ("FAILED", "LimitExceeded")
+    assert "memory=65536 MiB exceeds the limit of 16384 MiB" in state.message
+    assert not (tmp_path / "local-runs" / str(run.id)).exists()
+    assert runs[run.id].infrastructure_pid is None
+
+
+async def test_malformed_job_variables_name_the_field(prefect_api_url, prefect_client, local_pool, tmp_path):
+    run = await _one_run(prefect_client, local_pool, "hello", job_variables={"memory": "lots"})
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
+    state = runs[run.id].state
+    assert state.name == "InvalidJobConfiguration"
+    assert "memory" in state.message and "lots" in state.message
+    assert not (tmp_path / "local-runs" / str(run.id)).exists()

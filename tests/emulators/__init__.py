@@ -1,0 +1,1 @@
+"""Wire-protocol emulators of external services, used by the test suite."""

@@ -1,0 +1,300 @@
+"""Ledger behaviour on SQLite (temp file) and PostgreSQL (throwaway database).
+
+PostgreSQL tests skip when the server is unreachable. Point them elsewhere
+with LEDGER_TEST_POSTGRES=postgresql://user@host:port (any database there is
+only used to CREATE/DROP a per-session test database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from dispatcher.ledger import Ledger, LedgerError, UsageRow
+
+pytestmark = pytest.mark.asyncio
+
+PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UTC = timezone.utc
+T0 = datetime(2026, 1, 31, 23, 50, tzinfo=UTC)
+
+OpenLedger = Callable[[], Awaitable[Ledger]]
+
+
+def _in_own_loop(coroutine: Awaitable[Any]) -> Any:
+    # Session setup runs outside pytest-asyncio's loops so it works whatever
+    # loop scope the project configures.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _pg_admin(sql: str) -> None:
+    admin = make_url(PG_SERVER).set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _run_sql(dsn: str, sql: str) -> list[Any]:
+    engine = create_async_engine(dsn, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(sql))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+async def _alembic_versions(dsn: str) -> list[str]:
+    return [row[0] for row in await _run_sql(dsn, "SELECT version_num FROM alembic_version")]
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    try:
+        _in_own_loop(_pg_admin(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # refused, auth, timeout...: all mean "no server"
+        where = make_url(PG_SERVER).render_as_string(hide_password=True)
+        pytest.skip(f"PostgreSQL not reachable at {where}: {exc!r}")
+    url = make_url(PG_SERVER).set(drivername="postgresql+asyncpg", database=name)
+    yield url.render_as_string(hide_password=False)
+    _in_own_loop(_pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        # Nested directory: Ledger.open must create it.
+        return f"sqlite+aiosqlite:///{tmp_path / 'state' / 'ledger.db'}"
+    database = request.getfixturevalue("postgres_database")
+    _in_own_loop(_run_sql(database, "DROP TABLE IF EXISTS runs, alembic_version"))
+    return database
+
+
+@pytest_asyncio.fixture
+async def open_ledger(dsn: str) -> AsyncIterator[OpenLedger]:
+    opened: list[Ledger] = []
+
+    async def _open() -> Ledger:
+        ledger = await Ledger.open(dsn)
+        opened.append(ledger)
+        return ledger
+
+    yield _open
+    for ledger in opened:
+        await ledger.close()
+
+
+async def _submitted(ledger: Ledger, run: str, workspace: str = "acme") -> None:
+    await ledger.record_claim(run, workspace, "pool-a", "ecs", T0)
+    await ledger.record_submission(run, f"arn:{run}", T0, workspace=workspace, pool="pool-a", provider="ecs")
+
+
+async def test_open_twice_is_idempotent(dsn: str, open_ledger: OpenLedger) -> None:
+    first = await open_ledger()
+    await first.record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    await first.close()
+    second = await open_ledger()
+    assert await _alembic_versions(dsn) == ["0001"]
+    assert (await second.get("run-1")) is not None
+
+
+async def test_concurrent_open_in_one_process(dsn: str, open_ledger: OpenLedger) -> None:
+    ledgers = await asyncio.gather(open_ledger(), open_ledger())
+    assert await _alembic_versions(dsn) == ["0001"]
+    assert await ledgers[0].record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    assert not await ledgers[1].record_claim("run-1", "acme", "pool-a", "ecs", T0)
+
+
+CHILD = """
+import asyncio, sys
+from dispatcher.ledger import Ledger
+async def main():
+    print("ready", flush=True)
+    sys.stdin.readline()
+    await (await Ledger.open(sys.argv[1])).close()
+asyncio.run(main())
+"""
+
+
+async def test_concurrent_open_from_several_processes(dsn: str) -> None:
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CHILD, dsn, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for child in children:  # all imported: now release them at the same instant
+        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"ready\n"
+    for child in children:
+        child.stdin.write(b"go\n")
+    outcomes = await asyncio.gather(*(child.communicate() for child in children))
+    for child, (_out, err) in zip(children, outcomes):
+        assert child.returncode == 0, err.decode()
+    assert await _alembic_versions(dsn) == ["0001"]
+
+
+async def test_claim_inserts_only_if_absent(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    assert await ledger.record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    assert not await ledger.record_claim("run-1", "other", "pool-b", "aci", T0 + timedelta(hours=1))
+    run = await ledger.get("run-1")
+    assert (run.workspace, run.pool, run.provider, run.claimed_at) == ("acme", "pool-a", "ecs", T0)
+    assert run.infrastructure_id is None and run.metered_at is None
+    assert await ledger.get("missing") is None
+
+
+async def test_first_submission_wins(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await ledger.record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    later = T0 + timedelta(minutes=5)
+    kept = await ledger.record_submission("run-1", "arn:1", T0, workspace="acme", pool="pool-a", provider="ecs")
+    again = await ledger.record_submission("run-1", "arn:2", later, workspace="x", pool="y", provider="aci")
+    assert kept == again == "arn:1"
+    run = await ledger.get("run-1")
+    assert (run.infrastructure_id, run.submitted_at, run.workspace, run.provider) == ("arn:1", T0, "acme", "ecs")
+
+
+async def test_submission_creates_missing_claim_row(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    assert await ledger.record_submission("run-9", "task/9", T0, workspace="acme", pool="p", provider="cloud-run") == "task/9"
+    run = await ledger.get("run-9")
+    assert (run.workspace, run.pool, run.provider, run.claimed_at, run.submitted_at) == ("acme", "p", "cloud-run", T0, T0)
+    assert not await ledger.record_claim("run-9", "acme", "p", "cloud-run", T0)
+
+
+async def test_meter_is_exactly_once_across_two_ledgers(open_ledger: OpenLedger) -> None:
+    ledgers = await asyncio.gather(open_ledger(), open_ledger())
+    await _submitted(ledgers[0], "run-1")
+    stops = [T0 + timedelta(minutes=17, seconds=i) for i in range(20)]
+    results = await asyncio.gather(
+        *(ledgers[i % 2].meter("run-1", T0, stops[i], exit_code=i) for i in range(20))
+    )
+    assert results.count(True) == 1
+    winner = results.index(True)
+    run = await ledgers[1].get("run-1")
+    # Every field comes from the single winning call, none from the losers.
+    assert run.exit_code == winner and run.stopped_at == stops[winner]
+    assert run.billed_minutes == (17 if winner == 0 else 18)
+    assert run.compute_seconds == pytest.approx(1020 + winner)
+    assert run.usage_month == "2026-02"  # crossed midnight at month end
+    assert not await ledgers[0].meter("run-1", T0, T0 + timedelta(hours=3))
+    assert (await ledgers[0].get("run-1")).billed_minutes == run.billed_minutes
+
+
+async def test_meter_survives_restart_without_double_count(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await _submitted(ledger, "run-1")
+    assert await ledger.meter("run-1", T0, T0 + timedelta(seconds=61), reason="Completed")
+    await ledger.close()
+    restarted = await open_ledger()
+    assert not await restarted.meter("run-1", T0, T0 + timedelta(seconds=61))
+    assert await restarted.month_minutes("acme", "2026-01") == 2
+
+
+async def test_meter_without_start_bills_zero(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await _submitted(ledger, "run-1")
+    assert await ledger.meter("run-1", None, T0 + timedelta(minutes=3), reason="never started")
+    run = await ledger.get("run-1")
+    assert (run.billed_minutes, run.compute_seconds, run.started_at) == (0, 0.0, None)
+    assert run.metered_at is not None and run.reason == "never started"
+    assert await ledger.unmetered() == []
+
+
+async def test_meter_errors(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    with pytest.raises(LedgerError):
+        await ledger.meter("missing", T0, T0 + timedelta(minutes=1))
+    await _submitted(ledger, "run-1")
+    with pytest.raises(ValueError):
+        await ledger.meter("run-1", T0, T0 - timedelta(seconds=1))
+    with pytest.raises(ValueError):
+        await ledger.meter("run-1", T0.replace(tzinfo=None), T0.replace(tzinfo=None))
+    assert (await ledger.get("run-1")).metered_at is None
+    with pytest.raises(ValueError):
+        await ledger.record_claim("run-2", "acme", "p", "ecs", datetime(2026, 1, 1))
+
+
+async def test_final_state(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await _submitted(ledger, "run-1")
+    await ledger.set_final_state("run-1", "Completed")
+    assert (await ledger.get("run-1")).final_state == "Completed"
+    with pytest.raises(LedgerError):
+        await ledger.set_final_state("missing", "Failed")
+
+
+async def test_unmetered_is_the_in_flight_set(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await ledger.record_claim("claimed-only", "acme", "p", "ecs", T0)
+    await _submitted(ledger, "in-flight-acme", "acme")
+    await _submitted(ledger, "in-flight-beta", "beta")
+    await _submitted(ledger, "done", "acme")
+    await ledger.meter("done", T0, T0 + timedelta(minutes=1))
+    assert [run.flow_run_id for run in await ledger.unmetered()] == ["in-flight-acme", "in-flight-beta"]
+    assert [run.flow_run_id for run in await ledger.unmetered("beta")] == ["in-flight-beta"]
+
+
+async def test_usage_groups_by_workspace_and_month(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    jan, feb = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 2, 15, tzinfo=UTC)
+    metered = [("a1", "acme", jan, 90), ("a2", "acme", jan, 30), ("a3", "acme", feb, 600), ("b1", "beta", feb, 1)]
+    for run, workspace, start, seconds in metered:
+        await _submitted(ledger, run, workspace)
+        await ledger.meter(run, start, start + timedelta(seconds=seconds))
+    await _submitted(ledger, "in-flight", "acme")
+    assert await ledger.usage() == [
+        UsageRow(workspace="acme", month="2026-01", runs=2, billed_minutes=3, compute_seconds=120.0),
+        UsageRow(workspace="acme", month="2026-02", runs=1, billed_minutes=10, compute_seconds=600.0),
+        UsageRow(workspace="beta", month="2026-02", runs=1, billed_minutes=1, compute_seconds=1.0),
+    ]
+    assert [row.workspace for row in await ledger.usage(month="2026-02")] == ["acme", "beta"]
+    assert [row.month for row in await ledger.usage(workspace="acme")] == ["2026-01", "2026-02"]
+    assert await ledger.month_minutes("acme", "2026-01") == 3
+    assert await ledger.month_minutes("acme", "2026-03") == 0
+    with pytest.raises(ValueError):
+        await ledger.usage(month="2026-1")
+
+
+async def test_datetimes_come_back_aware_utc(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    india = timezone(timedelta(hours=5, minutes=30))
+    await ledger.record_claim("run-1", "acme", "p", "ecs", datetime(2026, 3, 1, 4, 0, tzinfo=india))
+    run = await ledger.get("run-1")
+    assert run.claimed_at == datetime(2026, 2, 28, 22, 30, tzinfo=UTC)
+    assert run.claimed_at.utcoffset() == timedelta(0) and run.updated_at.utcoffset() == timedelta(0)
+
+
+async def test_sqlite_stores_utc_wall_clock(tmp_path: Path) -> None:
+    dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    started = datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))
+    async with await Ledger.open(dsn) as ledger:
+        await _submitted(ledger, "run-1")
+        await ledger.meter("run-1", started, started + timedelta(minutes=1))
+        run = await ledger.get("run-1")
+    assert run.started_at == started and run.started_at.tzinfo == UTC and run.usage_month == "2026-02"
+    [(stored,)] = await _run_sql(dsn, "SELECT started_at FROM runs")
+    assert stored.startswith("2026-02-28 22:30:00")  # UTC wall clock, no offset
+    assert await _run_sql(dsn, "PRAGMA journal_mode") == [("wal",)]
