@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -147,4 +147,5 @@ def utcnow() -> datetime:
 def seconds_since(moment: datetime | None, now: datetime | None = None) -> float:
     if moment is None:
         return 0.0
-    return ((now or utcnow()) - moment) / timedelta(seconds=1)
+    # total_seconds(): Prefect's datetimes may be pendulum's, whose Interval cannot divide by a timedelta.
+    return ((now or utcnow()) - moment).total_seconds()

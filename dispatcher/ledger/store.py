@@ -119,7 +119,7 @@ class Ledger:
         self,
         flow_run_id: str,
         started_at: Optional[datetime],
-        stopped_at: datetime,
+        stopped_at: Optional[datetime],
         *,
         exit_code: Optional[int] = None,
         reason: Optional[str] = None,
@@ -127,12 +127,13 @@ class Ledger:
         """Meter the run once; True only for the single call that metered it.
 
         ``started_at=None`` (infrastructure never started) meters 0 minutes
-        but still closes the run so it is not retried forever. Raises
-        ``ValueError`` for naive or reversed timestamps and ``LedgerError``
-        when the run is not in the ledger.
+        but still closes the run so it is not retried forever; its month is
+        that of ``stopped_at``, or of now when no teardown time is known.
+        Raises ``ValueError`` for naive or reversed timestamps or a start
+        without a stop, and ``LedgerError`` when the run is not in the ledger.
         """
-        values = _metering_values(started_at, stopped_at)
         now = _now()
+        values = _metering_values(started_at, stopped_at, now)
         statement = (
             update(RunRecord)
             .where(RunRecord.flow_run_id == flow_run_id, RunRecord.metered_at.is_(None))
@@ -225,8 +226,12 @@ def _keep_first(column: Any, excluded: Any) -> ColumnElement[Any]:
     return func.coalesce(column, getattr(excluded, column.key))
 
 
-def _metering_values(started_at: Optional[datetime], stopped_at: datetime) -> dict[str, Any]:
-    month = metering.usage_month(stopped_at)  # also rejects a naive stop
+def _metering_values(
+    started_at: Optional[datetime], stopped_at: Optional[datetime], now: datetime
+) -> dict[str, Any]:
+    if stopped_at is None and started_at is not None:
+        raise ValueError("stopped_at is required to meter a run that started")
+    month = metering.usage_month(stopped_at or now)  # also rejects a naive stop
     if started_at is None:
         return {
             "started_at": None,

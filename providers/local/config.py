@@ -37,8 +37,10 @@ _CPU_DESCRIPTION = (
 # per-thread malloc arenas (64 MiB each), mapped shared libraries and files. A Python
 # process therefore hits the cap before its RSS reaches it, and then sees MemoryError
 # (or a failed thread/mmap) rather than being OOM-killed. Prefect itself needs
-# about 100 MiB of address space before the flow allocates anything. The cap is per
-# process: each subprocess the flow starts gets its own, not a share of one.
+# about 100 MiB of address space before the flow allocates anything, which is why
+# the provider sets MALLOC_ARENA_MAX=2 for capped runs (unless the env sets it).
+# The cap is per process: each subprocess the flow starts gets its own, not a
+# share of one.
 _MEMORY_DESCRIPTION = (
     "Memory limit in MiB for the flow run process, enforced as a cap on its virtual "
     "address space (RLIMIT_AS). Virtual memory exceeds resident memory, so leave headroom: "

@@ -29,7 +29,7 @@ from providers.base import (
     Submission,
     SubmitRequest,
 )
-from providers.errors import InvalidJobConfiguration, SubmissionRejected
+from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
 from providers.local import launch
 from providers.local import runs as local_runs
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
@@ -72,18 +72,15 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             raise InvalidJobConfiguration("cpu", cpu, "a number of vCPUs greater than 0")
         if memory is not None and memory < MIN_MEMORY_MIB:
             raise InvalidJobConfiguration("memory", memory, f"at least {MIN_MEMORY_MIB} MiB")
-        if working_dir is not None and not working_dir.is_dir():
-            raise InvalidJobConfiguration("working_dir", str(working_dir), "an existing directory on the dispatcher's host")
+        if working_dir is not None and not _is_directory(working_dir):
+            allowed = "an existing directory on the dispatcher's host"
+            raise InvalidJobConfiguration("working_dir", str(working_dir), allowed)
         launch.command_argv(configuration)
 
     # -- runs --------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:
-        configuration = _as_local(request.configuration)
-        self.validate(configuration)
-        run_dir = self._run_dir(request.flow_run_id)
-        spec = self._spec(request, configuration, run_dir)
-        return await asyncio.to_thread(self._submit_blocking, run_dir, spec)
+        return await asyncio.to_thread(self._submit_blocking, request)
 
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
         return await asyncio.to_thread(lambda: [self._status_blocking(run) for run in runs])
@@ -98,13 +95,20 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
         if not self._is_local(run.infrastructure_id):
             return []
-        with provider_errors(f"read the output of flow run {run.flow_run_id}"):
+        try:
             return await asyncio.to_thread(local_runs.tail_lines, self._run_dir(run.flow_run_id) / OUTPUT_LOG, limit)
+        except OSError as exc:  # best effort: a missing tail must not hide the run's real outcome
+            logger.debug("could not read the output of flow run %s: %s", run.flow_run_id, exc.strerror)
+            return []
 
     # -- blocking helpers, run in a worker thread ------------------------------------------
 
-    def _submit_blocking(self, run_dir: Path, spec: dict[str, Any]) -> Submission:
-        with provider_errors(f"start flow run {spec['flow_run_id']}", permanent=SubmissionRejected):
+    def _submit_blocking(self, request: SubmitRequest) -> Submission:
+        configuration = _as_local(request.configuration)
+        self.validate(configuration)  # stats working_dir, hence in the worker thread
+        run_dir = self._run_dir(request.flow_run_id)
+        spec = self._spec(request, configuration, run_dir)
+        with provider_errors(f"start flow run {request.flow_run_id}", permanent=SubmissionRejected):
             record = launch.create_run(run_dir, spec, self.settings.python, self.hostname)
             if record is not None:
                 logger.info("started local supervisor %s for flow run %s", record["pid"], spec["flow_run_id"])
@@ -120,14 +124,24 @@ class LocalProvider(Provider[LocalJobConfiguration]):
                 native_state="OTHER_HOST",
                 reason=f"this local run belongs to another host; this dispatcher runs on {self.hostname!r}",
             )
-        with provider_errors(f"observe flow run {run.flow_run_id}"):
-            return local_runs.observe(self._run_dir(run.flow_run_id), run.infrastructure_id, self._orphans)
+        try:
+            with provider_errors(f"observe flow run {run.flow_run_id}"):
+                return local_runs.observe(self._run_dir(run.flow_run_id), run.infrastructure_id, self._orphans)
+        except ProviderError as exc:
+            # One unreadable run directory must not hide the status of every other run.
+            logger.warning("could not observe flow run %s: %s", run.flow_run_id, exc)
+            return InfraStatus(
+                infrastructure_id=run.infrastructure_id,
+                phase=InfraPhase.UNKNOWN,
+                native_state="UNREADABLE",
+                reason=str(exc),
+            )
 
     def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
         return {
             "flow_run_id": str(request.flow_run_id),
             "argv": launch.command_argv(configuration),
-            "env": launch.flow_run_env(configuration.env),
+            "env": launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None),
             "cwd": str(configuration.working_dir or run_dir),
             "memory_mib": configuration.memory,
             "cpu": configuration.cpu,
@@ -146,6 +160,13 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     def _is_local(self, infrastructure_id: str) -> bool:
         host, _, _pid = infrastructure_id.rpartition(":")
         return host == self.hostname
+
+
+def _is_directory(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # e.g. a parent we may not search: not usable as a working directory either
+        return False
 
 
 def _as_local(configuration: BaseJobConfiguration) -> LocalJobConfiguration:

@@ -135,7 +135,9 @@ def _vanished_status(
     if started is None and not (run_dir / rundir.SUPERVISOR).exists():
         cause, reason = StopCause.FAILED_TO_START, "the submit that created this run died before starting its process"
     elif (run_dir / rundir.STOP_REQUESTED).exists():
-        cause, reason = StopCause.STOPPED, f"stopped on request; {VANISHED_REASON}"
+        # Usually a stop that reached the supervisor before it could block signals.
+        when = "before the command started" if started is None else f"but {VANISHED_REASON}"
+        cause, reason = StopCause.STOPPED, f"stopped on request {when}"
     else:
         cause, reason = StopCause.UNKNOWN, VANISHED_REASON
     return _status(

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from providers.local import rundir
 
@@ -51,7 +51,13 @@ def main(argv: list[str]) -> int:
     child = _start_child(run_dir, spec)
     if child is None:
         return 0
-    returncode, cause, reason = _supervise(child, spec)
+    try:
+        _record_start(run_dir, child)
+        returncode, cause, reason = _supervise(child, spec)
+    except BaseException:
+        # Never leave a command running that nobody supervises or can find again.
+        rundir.signal_group(child.pid, signal.SIGKILL)
+        raise
     _record_exit(run_dir, returncode, cause, reason)
     return 0
 
@@ -82,6 +88,10 @@ def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]
         return None
     finally:
         output.close()
+    return child
+
+
+def _record_start(run_dir: Path, child: subprocess.Popen[bytes]) -> None:
     started = {
         "pid": child.pid,
         "pid_start_ticks": rundir.proc_start_ticks(child.pid),
@@ -90,10 +100,9 @@ def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]
     }
     rundir.write_json_atomic(run_dir / rundir.STARTED, started)
     print(f"supervisor {os.getpid()}: started command pid {child.pid}", flush=True)
-    return child
 
 
-def _open_output(run_dir: Path, keep_output: bool):
+def _open_output(run_dir: Path, keep_output: bool) -> BinaryIO:
     if not keep_output:
         return open(os.devnull, "wb")
     fd = os.open(run_dir / rundir.OUTPUT_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, rundir.PRIVATE_FILE_MODE)

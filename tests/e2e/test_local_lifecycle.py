@@ -35,7 +35,7 @@ async def _ledger_row(tmp_path: Path, run_id):
 
 def _child_pid(tmp_path: Path, run_id) -> int:
     started = json.loads((tmp_path / "local-runs" / str(run_id) / "started.json").read_text())
-    return int(started["child_pid"])
+    return int(started["pid"])
 
 
 def _alive(pid: int) -> bool:
@@ -125,6 +125,14 @@ async def test_over_limit_request_is_refused_without_starting(prefect_api_url, p
 
 
 async def test_malformed_job_variables_name_the_field(prefect_api_url, prefect_client, local_pool, tmp_path):
+    # Prefect validates job variables against the pool's schema when a run is created, so bad
+    # values reach a worker when the schema is looser than the infrastructure: here an operator
+    # edited the pool template to take memory as free text.
+    pool = await prefect_client.read_work_pool(local_pool)
+    template = pool.base_job_template
+    template["variables"]["properties"]["memory"] = {"type": "string", "title": "Memory"}
+    await prefect_client.request("PATCH", "/work_pools/{name}", path_params={"name": local_pool},
+                                 json={"base_job_template": template})
     run = await _one_run(prefect_client, local_pool, "hello", job_variables={"memory": "lots"})
     async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
         runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)

@@ -221,9 +221,12 @@ async def test_meter_without_start_bills_zero(open_ledger: OpenLedger) -> None:
     assert (run.billed_minutes, run.compute_seconds, run.started_at) == (0, 0.0, None)
     assert run.metered_at is not None and run.reason == "never started"
     assert await ledger.unmetered() == []
+    await _submitted(ledger, "run-2")  # no teardown time known either
+    assert await ledger.meter("run-2", None, None)
+    assert (await ledger.get("run-2")).billed_minutes == 0
 
 
-async def test_meter_errors(open_ledger: OpenLedger) -> None:
+async def test_errors_and_final_state(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
     with pytest.raises(LedgerError):
         await ledger.meter("missing", T0, T0 + timedelta(minutes=1))
@@ -232,18 +235,15 @@ async def test_meter_errors(open_ledger: OpenLedger) -> None:
         await ledger.meter("run-1", T0, T0 - timedelta(seconds=1))
     with pytest.raises(ValueError):
         await ledger.meter("run-1", T0.replace(tzinfo=None), T0.replace(tzinfo=None))
+    with pytest.raises(ValueError):
+        await ledger.meter("run-1", T0, None)
     assert (await ledger.get("run-1")).metered_at is None
     with pytest.raises(ValueError):
         await ledger.record_claim("run-2", "acme", "p", "ecs", datetime(2026, 1, 1))
-
-
-async def test_final_state(open_ledger: OpenLedger) -> None:
-    ledger = await open_ledger()
-    await _submitted(ledger, "run-1")
-    await ledger.set_final_state("run-1", "Completed")
-    assert (await ledger.get("run-1")).final_state == "Completed"
     with pytest.raises(LedgerError):
         await ledger.set_final_state("missing", "Failed")
+    await ledger.set_final_state("run-1", "Crashed")
+    assert (await ledger.get("run-1")).final_state == "Crashed"
 
 
 async def test_unmetered_is_the_in_flight_set(open_ledger: OpenLedger) -> None:

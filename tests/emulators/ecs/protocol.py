@@ -1,0 +1,151 @@
+"""AWS JSON 1.1 request handling, independent of the HTTP server.
+
+Order of checks, as on AWS: SigV4 ``Authorization`` present and scoped to
+our region and the target's service; known ``X-Amz-Target``; then the fault
+knobs; then the body against botocore's input shape; then the operation.
+Every response body is checked against the output shape before it leaves,
+so the emulator cannot answer something AWS never would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+
+import botocore.session
+from botocore.model import ServiceModel
+
+from .backend import Backend
+from .errors import AwsError, server_error, throttled
+from .faults import FaultDice
+from .handlers import ECS_HANDLERS, LOGS_HANDLERS, Handler
+from .validation import find_issues, validation_message
+
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"
+LOGS_TARGET_PREFIX = "Logs_20140328"
+_CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)/aws4_request")
+
+
+@dataclass(frozen=True)
+class Service:
+    signing_name: str
+    model: ServiceModel
+    handlers: dict[str, Handler]
+    validation_code: str  # what this service calls a failed constraint
+
+
+@lru_cache(maxsize=1)  # loading the models takes a while; they are read-only
+def _load_services() -> dict[str, Service]:
+    session = botocore.session.get_session()
+    return {
+        ECS_TARGET_PREFIX: Service("ecs", session.get_service_model("ecs"), ECS_HANDLERS, "InvalidParameterException"),
+        LOGS_TARGET_PREFIX: Service("logs", session.get_service_model("logs"), LOGS_HANDLERS, "InvalidParameterException"),
+    }
+
+
+class Protocol:
+    def __init__(self, backend: Backend, dice: FaultDice, calls: Counter, calls_lock: threading.Lock,
+                 errors: list[str], validate_responses: bool = True):
+        self._backend = backend
+        self._dice = dice
+        self._calls, self._calls_lock = calls, calls_lock
+        self._errors = errors
+        self._validate_responses = validate_responses
+        self._services = _load_services()
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, dict]:
+        prefix, _, op = (headers.get("X-Amz-Target") or "").partition(".")
+        if op:
+            with self._calls_lock:
+                self._calls[op] += 1  # every request, faulted or not
+        try:
+            return 200, self._handle(method, path, headers, raw, self._services.get(prefix), op)
+        except AwsError as exc:
+            return exc.status, exc.body()
+        except Exception:  # a bug in the emulator: make it loud, not a silent 500
+            self._errors.append(f"{op}: {traceback.format_exc()}")
+            return 500, {"__type": "ServerException", "message": f"Emulator internal error in {op}"}
+
+    def _handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes,
+                service: Service | None, op: str) -> dict[str, Any]:
+        if method != "POST" or path.split("?")[0] != "/":
+            raise AwsError("UnknownOperationException", f"{method} {path} is not an operation", 404)
+        self._check_auth(headers, service)
+        if service is None or op not in service.model.operation_names:
+            raise AwsError("UnknownOperationException", f"Unknown operation: {headers.get('X-Amz-Target')}")
+        self._inject_faults(op)
+        params = self._parse(raw)
+        operation = service.model.operation_model(op)
+        self._validate(operation.input_shape, params, service)
+        handler = service.handlers.get(op)
+        if handler is None:
+            raise AwsError("UnsupportedOperation", f"The ECS emulator does not implement {op}.")
+        with self._backend.lock:
+            self._backend.tick()
+            result = handler(self._backend, params)
+        if self._dice.take("lost_responses", op):
+            raise server_error()
+        self._check_response(op, operation.output_shape, result)
+        return result
+
+    def _check_auth(self, headers: Mapping[str, str], service: Service | None) -> None:
+        auth = headers.get("Authorization")
+        if not auth:
+            raise AwsError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        match = _CREDENTIAL.search(auth)
+        if not auth.startswith("AWS4-HMAC-SHA256 ") or not match or "Signature=" not in auth:
+            raise AwsError("IncompleteSignatureException",
+                           "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' "
+                           "parameters (AWS4-HMAC-SHA256).")
+        if not (headers.get("X-Amz-Date") or headers.get("Date")):
+            raise AwsError("IncompleteSignatureException", "Authorization header requires existence of either "
+                           "a 'X-Amz-Date' or a 'Date' header.")
+        if match["region"] != self._backend.region:
+            raise AwsError("InvalidSignatureException", "Credential should be scoped to a valid region.")
+        if service is not None and match["service"] != service.signing_name:
+            raise AwsError("InvalidSignatureException",
+                           f"Credential should be scoped to correct service: '{service.signing_name}'.")
+
+    def _inject_faults(self, op: str) -> None:
+        delay = self._dice.latency()
+        if delay:
+            time.sleep(delay)
+        fault = self._dice.request_fault(op)
+        if fault == "throttle":
+            raise throttled()
+        if fault == "server_error":
+            raise server_error()
+
+    @staticmethod
+    def _parse(raw: bytes) -> dict[str, Any]:
+        try:
+            params = json.loads(raw or b"{}")
+        except ValueError:
+            raise AwsError("SerializationException", "Request body is not valid JSON") from None
+        if not isinstance(params, dict):
+            raise AwsError("SerializationException", "Request body must be a JSON object")
+        return params
+
+    @staticmethod
+    def _validate(shape, params: dict[str, Any], service: Service) -> None:
+        issues = find_issues(shape, params)
+        wrong_types = [i for i in issues if i.kind == "type"]
+        if wrong_types:
+            raise AwsError("SerializationException", "; ".join(i.message for i in wrong_types))
+        if issues:
+            raise AwsError(service.validation_code, validation_message(issues))
+
+    def _check_response(self, op: str, shape, result: dict[str, Any]) -> None:
+        if not self._validate_responses:
+            return
+        issues = find_issues(shape, result)
+        if issues:
+            self._errors.append(f"{op} response breaks its output shape: {validation_message(issues)}")
+            raise AwsError("EmulatorInvalidResponse", f"{op} response breaks its output shape", 500)
