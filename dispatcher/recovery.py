@@ -4,6 +4,8 @@ Runs at start and then periodically, so a replica also adopts what a dead
 replica left behind:
 - PENDING with no infrastructure id, older than ``pending_grace_s``: its claimer
   died before submission (Prefect's own bug #20485) -> submit again, idempotently;
+  likewise RUNNING runs the ledger shows we claimed but never recorded as submitted;
+- infrastructure id in the ledger but not in Prefect -> copy it to Prefect, watch it;
 - any active run with an infrastructure id we do not watch -> watch it;
 - ledger rows submitted but not metered (the run may already be final) -> watch
   them until the infrastructure is gone, then meter;
@@ -14,13 +16,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from uuid import UUID
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
+from dispatcher.decisions import TERMINAL
 from dispatcher.jobconfig import build_configuration
 from dispatcher.pools import ServedPool, TrackedRun
 from dispatcher.prefect_api import seconds_since
@@ -43,20 +46,36 @@ class Recovery:
             pool = owner.pools.get(flow_run.work_pool_name or "")
             if pool is not None:
                 await self._recover_active(flow_run, pool)
-        await self._recover_unmetered({run.id for run in active})
+        active_ids = {run.id for run in active}
+        await self._recover_unmetered(active_ids)
+        await self._recover_unsubmitted(active_ids)
 
     async def _recover_active(self, flow_run: FlowRun, pool: ServedPool) -> None:
         owner = self.owner
         if flow_run.id in owner.watcher.tracked or owner.is_handling(flow_run.id):
             return
-        state = flow_run.state
-        age = seconds_since(state.timestamp if state else None)
         if flow_run.infrastructure_pid:
             await self._adopt(flow_run, pool, flow_run.infrastructure_pid, None)
-        elif state and state.type == StateType.PENDING and age > owner.loop.pending_grace_s:
-            log.warning("flow run %s was claimed %ds ago but never submitted; re-driving it", flow_run.id, age)
+            return
+        row = await owner.ledger.get(str(flow_run.id))
+        if row is not None and row.infrastructure_id:
+            # Killed between the ledger write and Prefect's: Prefect gets its copy now.
+            await owner.api.set_infrastructure_pid(flow_run.id, row.infrastructure_id)
+            await self._adopt(flow_run, pool, row.infrastructure_id, row.submitted_at)
+            return
+        state = flow_run.state
+        age = seconds_since(state.timestamp if state else None)
+        if age <= owner.loop.pending_grace_s or state is None:
+            return
+        ours = row is not None and row.final_state is None
+        if state.type == StateType.PENDING or (ours and state.type == StateType.RUNNING):
+            # Claimed (by us or a dead replica) and never recorded as submitted: submit again.
+            # The provider's idempotency key returns the first infrastructure if it did start.
+            log.warning("flow run %s was claimed %ds ago but never recorded as submitted; re-driving it", flow_run.id, age)
             owner.spawn(owner.redrive(flow_run, pool))
-        elif state and state.type == StateType.CANCELLING and age > owner.loop.pending_grace_s:
+        elif state.type == StateType.CANCELLING:
+            # Nothing recorded as started. (Had the dispatcher died in the instant between the
+            # provider accepting and the ledger write, the engine inside sees CANCELLING and exits.)
             await owner.api.propose(flow_run.id, Cancelled(message="Cancelled before any infrastructure was started."))
 
     async def _recover_unmetered(self, active_ids: set) -> None:
@@ -73,6 +92,42 @@ class Recovery:
                 continue
             await self._adopt(flow_run, pool, row.infrastructure_id, row.submitted_at)
 
+    async def _recover_unsubmitted(self, active_ids: set[UUID]) -> None:
+        """Claims that ended without a recorded submission: ask the provider what it started.
+
+        Active runs are re-driven by ``_recover_active``; this handles runs that are
+        already final, where submitting again would be wrong but compute must be metered.
+        """
+        owner = self.owner
+        for row in await owner.ledger.unsubmitted(owner.ws.name):
+            flow_run_id = UUID(row.flow_run_id)
+            pool = owner.pools.get(row.pool)
+            if pool is None or flow_run_id in active_ids or owner.is_handling(flow_run_id):
+                continue
+            if seconds_since(row.claimed_at) <= owner.loop.pending_grace_s:
+                continue
+            flow_run = await owner.api.read_run(flow_run_id)
+            if flow_run is None or flow_run.state is None or flow_run.state.type not in TERMINAL:
+                if flow_run is None:
+                    await owner.ledger.set_final_state(row.flow_run_id, "Deleted")
+                continue
+            await self._settle_final_unsubmitted(flow_run, pool)
+
+    async def _settle_final_unsubmitted(self, flow_run: FlowRun, pool: ServedPool) -> None:
+        owner = self.owner
+        try:
+            configuration = await _configuration_for_watching(owner, flow_run, pool)
+            request = owner.submitter.request_for(flow_run, pool, configuration)
+            found = await pool.provider.find(request)
+        except (ProviderError, ObjectNotFound) as exc:
+            log.warning("cannot look up the infrastructure of flow run %s: %s", flow_run.id, exc)
+            return
+        if found is None:
+            await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
+            return
+        log.warning("flow run %s ended while its submission was unrecorded; metering %s", flow_run.id, found.infrastructure_id)
+        await owner.submitter.record(flow_run, pool, configuration, found.infrastructure_id, request.limits.max_runtime_s)
+
     async def _adopt(self, flow_run: FlowRun, pool: ServedPool, infrastructure_id: str, submitted_at: datetime | None) -> None:
         owner = self.owner
         try:
@@ -83,7 +138,7 @@ class Recovery:
         if submitted_at is None:
             row = await owner.ledger.get(str(flow_run.id))
             submitted_at = (row.submitted_at if row else None) or flow_run.start_time or flow_run.expected_start_time
-        if flow_run.infrastructure_pid:
+        if flow_run.infrastructure_pid and submitted_at is not None:
             await owner.ledger.record_submission(
                 str(flow_run.id), infrastructure_id, submitted_at,
                 workspace=owner.ws.name, pool=pool.name, provider=pool.provider.kind,

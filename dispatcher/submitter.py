@@ -86,6 +86,7 @@ class Submitter:
         except ProviderError as exc:
             metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
             await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {exc}"))
+            await self.ledger.set_final_state(str(flow_run.id), "Crashed")
 
     async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> object:
         provider = pool.provider
@@ -114,9 +115,8 @@ class Submitter:
                 f"Run not started: workspace {self.ws.name!r} used {used} of its {budget} compute minutes this month.",
             )
 
-    async def _submit(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> None:
-        provider = pool.provider
-        request = SubmitRequest(
+    def request_for(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> SubmitRequest:
+        return SubmitRequest(
             flow_run_id=flow_run.id,
             idempotency_key=idempotency_key(flow_run),
             workspace=self.ws.name,
@@ -124,27 +124,38 @@ class Submitter:
             configuration=configuration,
             limits=RunLimits(max_runtime_s=pool.limits.max_runtime_s or 24 * 3600),
         )
+
+    async def _submit(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> None:
+        provider = pool.provider
+        request = self.request_for(flow_run, pool, configuration)
         metrics.PROVIDER_CALLS.labels(provider.kind, "submit").inc()
         submission = await call_with_retries(
             provider.kind, "submit", lambda: provider.submit(request), deadline_s=self.loop.submit_deadline_s
         )
+        await self.record(flow_run, pool, configuration, submission.infrastructure_id, request.limits.max_runtime_s)
+
+    async def record(self, flow_run: FlowRun, pool: ServedPool, configuration: object,
+                     infrastructure_id: str, max_runtime_s: int) -> None:
+        """Write the infrastructure id to the ledger and Prefect, and start watching the run."""
+        provider = pool.provider
         submitted_at = utcnow()
-        await self.workspace.set_infrastructure_pid(flow_run.id, submission.infrastructure_id)
+        # Ledger first: it is what metering and recovery read; Prefect's copy can be re-derived from it.
         await self.ledger.record_submission(
-            str(flow_run.id), submission.infrastructure_id, submitted_at,
+            str(flow_run.id), infrastructure_id, submitted_at,
             workspace=self.ws.name, pool=pool.name, provider=provider.kind,
         )
+        await self.workspace.set_infrastructure_pid(flow_run.id, infrastructure_id)
         metrics.RUNS_SUBMITTED.labels(self.ws.name, pool.name, provider.kind).inc()
         metrics.SUBMIT_LATENCY.labels(self.ws.name).observe(max(0.0, seconds_since(_scheduled_time(flow_run), submitted_at)))
-        log.info("flow run %s submitted to %s as %s", flow_run.id, provider.kind, submission.infrastructure_id)
+        log.info("flow run %s submitted to %s as %s", flow_run.id, provider.kind, infrastructure_id)
         self.track(
             TrackedRun(
                 flow_run_id=flow_run.id,
                 pool=pool,
-                infrastructure_id=submission.infrastructure_id,
+                infrastructure_id=infrastructure_id,
                 configuration=configuration,
                 submitted_at=submitted_at,
-                max_runtime_s=request.limits.max_runtime_s,
+                max_runtime_s=max_runtime_s,
             )
         )
 
@@ -156,6 +167,7 @@ class Submitter:
         else:
             state = Failed(name=rejected.state_name, message=rejected.message)
         await self._set_state(flow_run, state)
+        await self.ledger.set_final_state(str(flow_run.id), rejected.state_name)
 
     async def _set_state(self, flow_run: FlowRun, state: object) -> None:
         result = await self.workspace.propose(flow_run.id, state)  # type: ignore[arg-type]

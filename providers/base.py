@@ -159,6 +159,15 @@ class Provider(abc.ABC, Generic[ConfigT]):
         """
 
     @abc.abstractmethod
+    async def find(self, request: SubmitRequest) -> Submission | None:
+        """The infrastructure an earlier ``submit`` with this idempotency key started, if any.
+
+        Never starts anything. Recovery calls it for runs whose submission may have
+        happened just before a crash, when re-submitting is no longer right (the run
+        is already final) but its compute must still be metered. None: nothing found.
+        """
+
+    @abc.abstractmethod
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
         """Observe many runs with as few cloud calls as the cloud allows.
 

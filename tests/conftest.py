@@ -54,7 +54,7 @@ def dispatcher_config(
         workspaces=[WorkspaceConfig(name=workspace, api_url=api_url, pools=[PoolConfig(name=pool, limits=pool_type_limits)], limits=limits)],
         ledger_dsn=ledger_dsn or f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
         providers={"local": {"state_dir": str(tmp_path / "local-runs"), "stop_grace_s": 2}},
-        loop=loop or LoopConfig(poll_interval_s=0.2, watch_interval_s=0.5, pending_grace_s=5),
+        loop=loop or LoopConfig(poll_interval_s=0.2, watch_interval_s=0.5, pending_grace_s=15),
         service=ServiceConfig(port=0),
     )
 

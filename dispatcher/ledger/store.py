@@ -159,9 +159,22 @@ class Ledger:
 
     async def unmetered(self, workspace: Optional[str] = None) -> list[LedgerRun]:
         """Submitted but not yet metered runs: the in-flight set after a restart."""
-        statement = select(runs_table).where(
-            RunRecord.infrastructure_id.is_not(None), RunRecord.metered_at.is_(None)
+        return await self._select_runs(
+            workspace, RunRecord.infrastructure_id.is_not(None), RunRecord.metered_at.is_(None)
         )
+
+    async def unsubmitted(self, workspace: Optional[str] = None) -> list[LedgerRun]:
+        """Claimed runs with no recorded submission and no final state.
+
+        A dispatcher that dies between the provider accepting a run and this ledger
+        recording it leaves such a row; recovery asks the provider about it.
+        """
+        return await self._select_runs(
+            workspace, RunRecord.infrastructure_id.is_(None), RunRecord.final_state.is_(None)
+        )
+
+    async def _select_runs(self, workspace: Optional[str], *conditions: ColumnElement[bool]) -> list[LedgerRun]:
+        statement = select(runs_table).where(*conditions)
         if workspace is not None:
             statement = statement.where(RunRecord.workspace == workspace)
         statement = statement.order_by(RunRecord.claimed_at, RunRecord.flow_run_id)

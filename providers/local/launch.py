@@ -25,8 +25,9 @@ INHERITED_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "TMPDIR")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 #: How long a second submit waits for the first one to record its supervisor.
 EXISTING_WAIT_S = 5.0
-#: A run directory this old without a supervisor record was left by a submit that died.
-STALE_SUBMIT_S = 60.0
+#: A run directory this old without a supervisor record was left by a submit that died
+#: (writing spec.json and forking the supervisor takes milliseconds).
+STALE_SUBMIT_S = 15.0
 _POLL_S = 0.05
 
 
@@ -99,6 +100,11 @@ def create_run(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) 
     return record
 
 
+def read_supervisor_record(run_dir: Path) -> dict[str, Any] | None:
+    """The supervisor record of a run, or None if this run was never started here."""
+    return rundir.read_json(run_dir / rundir.SUPERVISOR)
+
+
 def existing_run(run_dir: Path) -> dict[str, Any]:
     """The supervisor record of a run another submit created, waiting briefly for it to appear."""
     deadline = time.monotonic() + EXISTING_WAIT_S
@@ -110,13 +116,26 @@ def existing_run(run_dir: Path) -> dict[str, Any]:
             break
         time.sleep(_POLL_S)
     if is_stale_without_supervisor(run_dir):
-        raise SubmissionRejected(
-            f"an earlier submit of this flow run died before starting its process; remove {run_dir} to retry",
+        _abandon(run_dir)
+        raise TransientProviderError(
+            "an earlier submit of this flow run died before starting its process; submitting again",
             code="StaleRunDirectory",
         )
     raise TransientProviderError(
         "another submit of this flow run is still starting its process", code="SubmitInProgress"
     )
+
+
+def _abandon(run_dir: Path) -> None:
+    """Move a dead submit's directory aside so the retry can take the lock again.
+
+    rename() is atomic: when two submitters find the same stale directory, one moves
+    it and the other's rename fails harmlessly; both then race on mkdir as usual.
+    """
+    try:
+        os.rename(run_dir, run_dir.with_name(f"{run_dir.name}.abandoned-{time.time_ns()}"))
+    except FileNotFoundError:
+        pass
 
 
 def is_stale_without_supervisor(run_dir: Path) -> bool:

@@ -82,6 +82,11 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     async def submit(self, request: SubmitRequest) -> Submission:
         return await asyncio.to_thread(self._submit_blocking, request)
 
+    async def find(self, request: SubmitRequest) -> Submission | None:
+        with provider_errors(f"look up flow run {request.flow_run_id}"):
+            record = await asyncio.to_thread(launch.read_supervisor_record, self._run_dir(request.flow_run_id))
+        return None if record is None else Submission(infrastructure_id=self._infrastructure_id(record), created=False)
+
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
         return await asyncio.to_thread(lambda: [self._status_blocking(run) for run in runs])
 

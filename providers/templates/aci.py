@@ -75,7 +75,9 @@ class ACRManagedIdentity(BaseModel):
 
     registry_url: str = Field(
         title="Registry URL",
-        description="The URL to the registry, such as myregistry.azurecr.io. Generally, 'http' or 'https' can be omitted.",
+        description=(
+            "The URL to the registry, such as myregistry.azurecr.io. Generally, 'http' or 'https' can be omitted."
+        ),
     )
     identity: str = Field(
         title="Identity", description="The user-assigned Azure managed identity for the private registry."

@@ -119,7 +119,9 @@ class CloudRunV2Variables(BaseVariables):
     cloudsql_instances: Optional[list[str]] = Field(
         default_factory=list,
         title="Cloud SQL Instances",
-        description="List of Cloud SQL instance connection names to connect to. Format: {project}:{location}:{instance}",
+        description=(
+            "List of Cloud SQL instance connection names to connect to. Format: {project}:{location}:{instance}"
+        ),
         examples=["project:region:instance-id"],
     )
     keep_job: bool = Field(

@@ -16,14 +16,12 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
 
 import httpx
 
 
 def propose(client: httpx.Client, run_id: str, state_type: str) -> None:
     body = {"state": {"type": state_type, "name": state_type.title(),
-                      "timestamp": datetime.now(timezone.utc).isoformat(),
                       "state_details": {"transition_id": str(uuid.uuid4())}}}
     client.post(f"/flow_runs/{run_id}/set_state", json=body).raise_for_status()
 

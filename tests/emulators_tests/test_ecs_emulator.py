@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -16,10 +17,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from tests.emulators.ecs import EcsEmulator, Faults, find_issues
-from tests.emulators.ecs import fargate, handlers
+from tests.emulators.ecs import EcsEmulator, Faults, fargate, find_issues, handlers
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"
@@ -125,6 +125,15 @@ def test_requires_sigv4_scoped_to_region_and_service(emu):
     assert raw_call(emu, f"{ECS_TARGET}.ListClusters", body)[0] == 200
 
 
+def test_stopped_emulator_refuses_connections():
+    emu = EcsEmulator().start()
+    ecs = client(emu, **NO_RETRY)
+    ecs.list_clusters()  # leaves a kept-alive connection in botocore's pool
+    emu.stop()
+    with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+        ecs.list_clusters()
+
+
 def test_unknown_operation_and_bad_json(emu):
     status, answer = raw_call(emu, f"{ECS_TARGET}.LaunchRocket", b"{}")
     assert (status, answer["__type"]) == (400, "UnknownOperationException")
@@ -146,7 +155,8 @@ def test_wrong_enum_and_length(lax):
     code, message, _ = error(excinfo)
     assert code == "InvalidParameterException" and message.startswith("2 validation errors detected")
     assert "at 'launchType' failed to satisfy constraint: Member must satisfy enum value set" in message
-    assert "at 'tags.1.member.key' failed to satisfy constraint: Member must have length less than or equal to 128" in message
+    assert ("at 'tags.1.member.key' failed to satisfy constraint: "
+            "Member must have length less than or equal to 128") in message
 
 
 def test_unknown_member_and_wrong_type_name_the_path(emu):
@@ -204,7 +214,8 @@ def fargate_td(**change) -> dict:
     ({"memory": "4096"}, "No Fargate configuration exists for given values: 256 CPU, 4096 memory"),
     ({"networkMode": "bridge"}, "Fargate only supports network mode 'awsvpc'."),
     ({"cpu": None}, "Fargate requires that 'cpu' be defined at the task level."),
-    ({"executionRoleArn": None}, "Fargate requires task definition to have execution role ARN to support log driver awslogs."),
+    ({"executionRoleArn": None},
+     "Fargate requires task definition to have execution role ARN to support log driver awslogs."),
     ({"containerDefinitions": []}, "Container list cannot be empty."),
     ({"containerDefinitions": [{"name": "c"}]}, "Container.image should not be null or empty."),
 ])
@@ -270,7 +281,7 @@ def test_clusters(ecs):
 
 # -- RunTask and the task lifecycle -----------------------------------------------------------
 
-def test_run_task_lifecycle_and_timestamps(ecs):
+def test_run_task_lifecycle_and_timestamps(ecs, emu):
     register(ecs, tags=[{"key": "team", "value": "data"}])
     started = run(ecs, startedBy="prefect", propagateTags="TASK_DEFINITION",
                   tags=[{"key": "flow-run", "value": "abc"}])
@@ -282,11 +293,14 @@ def test_run_task_lifecycle_and_timestamps(ecs):
     assert (task["cpu"], task["memory"], task["group"], task["startedBy"]) == ("256", "512", "family:flow", "prefect")
     assert task["attachments"][0]["details"][0] == {"name": "subnetId", "value": "subnet-0abc"}
     stopped, seen = wait_status(ecs, task["taskArn"], include=["TAGS"])
-    assert seen == ["PROVISIONING", "PENDING", "RUNNING", "DEPROVISIONING", "STOPPED"]
+    lifecycle = ["PROVISIONING", "PENDING", "RUNNING", "DEPROVISIONING", "STOPPED"]
+    assert [status for status, _ in emu.tasks[task["taskArn"]].history] == lifecycle
+    assert seen == [status for status in lifecycle if status in seen]  # polled in order
     assert stopped["stopCode"] == "EssentialContainerExited"
     assert stopped["stoppedReason"] == "Essential container in task exited"
     assert stopped["containers"][0]["exitCode"] == 0 and stopped["containers"][0]["lastStatus"] == "STOPPED"
-    assert {"key": "team", "value": "data"} in stopped["tags"] and {"key": "flow-run", "value": "abc"} in stopped["tags"]
+    assert {"key": "team", "value": "data"} in stopped["tags"]
+    assert {"key": "flow-run", "value": "abc"} in stopped["tags"]
     order = ["createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "executionStoppedAt", "stoppedAt"]
     stamps = [stopped[k] for k in order]
     assert all(isinstance(s, datetime) and s.tzinfo is not None for s in stamps)
@@ -540,8 +554,8 @@ def test_execute_exit_codes_and_logs(live):
                      "sys.exit(int(os.environ.get('CODE', '0')))", env={"GREETING": "world"})
     ok = run(ecs)["tasks"][0]["taskArn"]
     failed = run(ecs, overrides=env_override(CODE=3))["tasks"][0]["taskArn"]
-    done, seen = wait_status(ecs, ok)
-    assert seen[-3:] == ["RUNNING", "DEPROVISIONING", "STOPPED"]
+    done, _ = wait_status(ecs, ok)
+    assert [status for status, _ in live.tasks[ok].history][-3:] == ["RUNNING", "DEPROVISIONING", "STOPPED"]
     assert done["containers"][0]["exitCode"] == 0 and done["stopCode"] == "EssentialContainerExited"
     assert wait_status(ecs, failed)[0]["containers"][0]["exitCode"] == 3
     events = logs.get_log_events(logGroupName="/ecs/flows", logStreamName=stream_of(ok), startFromHead=True)
@@ -567,11 +581,33 @@ def test_stop_task_terminates_the_process_group(live):
     register(ecs, command=["sh", "-c", "sleep 30"])
     arn = run(ecs)["tasks"][0]["taskArn"]
     wait_status(ecs, arn, "RUNNING")
-    started = time.monotonic()
     assert ecs.stop_task(task=arn)["task"]["lastStatus"] == "STOPPING"
     stopped, _ = wait_status(ecs, arn)
-    assert time.monotonic() - started < 0.3  # SIGTERM was enough, no SIGKILL wait
+    # 143 = killed by SIGTERM; a SIGKILL after the stop timeout would give 137
     assert stopped["containers"][0]["exitCode"] == 143 and stopped["stopCode"] == "UserInitiated"
+
+
+def test_processes_left_behind_die_with_the_container(live):
+    ecs = client(live)
+    register(ecs, command=["sh", "-c", "sleep 30 & echo started"])
+    arn = run(ecs)["tasks"][0]["taskArn"]
+    stopped, _ = wait_status(ecs, arn)
+    assert stopped["containers"][0]["exitCode"] == 0 and live.tasks[arn].output == ["started"]
+    assert living_in_group(live.tasks[arn].process.pid) == []  # the orphaned `sleep 30` died too
+
+
+def living_in_group(pgid: int) -> list[int]:
+    """Pids of the group's processes that are not dead (zombies awaiting init count as dead)."""
+    alive = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in "ZX" and int(fields[2]) == pgid:
+            alive.append(int(entry))
+    return alive
 
 
 def test_sigkill_after_the_stop_timeout(live):

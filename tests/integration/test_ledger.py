@@ -257,6 +257,19 @@ async def test_unmetered_is_the_in_flight_set(open_ledger: OpenLedger) -> None:
     assert [run.flow_run_id for run in await ledger.unmetered("beta")] == ["in-flight-beta"]
 
 
+async def test_unsubmitted_are_claims_without_submission_or_final_state(open_ledger: OpenLedger) -> None:
+    ledger = await open_ledger()
+    await ledger.record_claim("claimed-only", "acme", "p", "ecs", T0)
+    await ledger.record_claim("rejected", "acme", "p", "ecs", T0)
+    await ledger.set_final_state("rejected", "LimitExceeded")
+    await ledger.record_claim("claimed-beta", "beta", "p", "ecs", T0)
+    await _submitted(ledger, "submitted", "acme")
+    assert [run.flow_run_id for run in await ledger.unsubmitted()] == ["claimed-beta", "claimed-only"] or [
+        run.flow_run_id for run in await ledger.unsubmitted()
+    ] == ["claimed-only", "claimed-beta"]
+    assert [run.flow_run_id for run in await ledger.unsubmitted("acme")] == ["claimed-only"]
+
+
 async def test_usage_groups_by_workspace_and_month(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
     jan, feb = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 2, 15, tzinfo=UTC)

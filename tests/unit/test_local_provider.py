@@ -20,7 +20,7 @@ from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values
 
 from providers.base import InfraPhase, InfraStatus, RunLimits, RunRef, StopCause, SubmitRequest
-from providers.errors import InvalidJobConfiguration
+from providers.errors import InvalidJobConfiguration, TransientProviderError
 from providers.local import LocalJobConfiguration, LocalProvider, LocalSettings
 from providers.local.runs import VANISHED_REASON
 
@@ -279,3 +279,18 @@ def test_defaults_are_valid_and_resources_name_fields(provider: LocalProvider) -
     resources = provider.resources(cfg)
     assert (resources.vcpu, resources.memory_mib) == (1.0, 2048)
     assert resources.fields == {"vcpu": "cpu", "memory_mib": "memory"}
+
+
+async def test_submit_that_died_before_its_supervisor_is_taken_over(provider, settings) -> None:
+    cfg = LocalJobConfiguration(command=python_command("print('ok')"))
+    req = request(cfg)
+    dead = settings.state_dir / str(req.flow_run_id)
+    dead.mkdir(parents=True)  # what a dispatcher killed between mkdir and starting the supervisor leaves
+    old = time.time() - 60
+    os.utime(dead, (old, old))
+    with pytest.raises(TransientProviderError):  # the dispatcher's retry policy calls submit again
+        await provider.submit(req)
+    submission = await provider.submit(req)
+    ref = RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
+    assert (await wait_for(provider, ref, InfraPhase.EXITED)).exit_code == 0
+    assert submission.created

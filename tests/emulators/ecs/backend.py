@@ -105,7 +105,7 @@ class Backend:
                 tasks.append(self._new_task(params, cluster, td, launch_type, provider, subnet, cpu, memory))
         if token:
             self._tokens[key] = _TokenUse(fingerprint, [t.arn for t in tasks], failures, now())
-        return {"tasks": [t.to_api(include_tags=True) for t in tasks], "failures": failures}
+        return {"tasks": [t.to_api() for t in tasks], "failures": failures}
 
     def _replay(self, previous: _TokenUse, fingerprint: str) -> dict[str, Any]:
         if previous.fingerprint != fingerprint:
@@ -115,7 +115,7 @@ class Backend:
                 "already in use with a different RunTask request.",
                 resourceIds=previous.task_arns,
             )
-        tasks = [self.tasks[arn].to_api(include_tags=True) for arn in previous.task_arns]
+        tasks = [self.tasks[arn].to_api() for arn in previous.task_arns]
         return {"tasks": tasks, "failures": previous.failures}
 
     def _capacity_failure(self, cluster: Cluster) -> dict[str, str]:

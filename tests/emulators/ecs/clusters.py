@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import cluster_not_found, invalid_parameter
-from .util import without_none
+from .util import check_tags, without_none
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
@@ -87,6 +88,7 @@ class ClusterStore:
             )
         if name in self._clusters:  # CreateCluster is idempotent on the name
             return self._clusters[name]
+        check_tags(params.get("tags"))
         providers = params.get("capacityProviders") or []
         for provider in providers:
             if provider not in FARGATE_PROVIDERS:

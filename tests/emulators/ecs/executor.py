@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .tasks import Task
 
@@ -98,12 +99,19 @@ class Executor:
             self._on_line(task, line)
 
     def _reap(self, task: Task, proc: _Process) -> None:
-        returncode = proc.popen.wait()
+        pid = proc.popen.pid
+        with suppress(ChildProcessError):
+            # Wait for the leader's exit without reaping it, so its pid (our group
+            # id) cannot be reused while we kill what it left behind.
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
         exited_at = time.time()
-        for reader in proc.readers:  # let the last lines reach the log stream first
-            reader.join(timeout=2)
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # as in Docker: the container ends with its PID 1
+        returncode = proc.popen.wait()
         for timer in proc.timers:
             timer.cancel()
+        for reader in proc.readers:  # let the last lines reach the log stream first
+            reader.join(timeout=2)
         with self._lock:
             self._live.pop(task.arn, None)
         self._on_exit(task, exit_code_of(returncode), exited_at)
@@ -122,12 +130,10 @@ class Executor:
 
     @staticmethod
     def _signal(proc: _Process, sig: signal.Signals) -> None:
-        if proc.popen.returncode is not None and sig != signal.SIGKILL:
-            return
-        try:
+        if proc.popen.returncode is not None:
+            return  # reaped: the group id may belong to someone else now
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.popen.pid, sig)  # the leader's pid is the group id
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def shutdown(self) -> None:
         """Kill everything still running and wait for it to be reaped."""
@@ -138,7 +144,5 @@ class Executor:
                 timer.cancel()
             self._signal(proc, signal.SIGKILL)
         for proc in live:
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass

@@ -7,11 +7,12 @@ parameters and returns the response dict (or raises ``AwsError``).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .backend import Backend
 from .errors import AwsError, client_error, invalid_parameter
-from .util import now, paginate, without_none
+from .util import check_tags, now, paginate, without_none
 
 Handler = Callable[[Backend, dict[str, Any]], dict[str, Any]]
 
@@ -78,11 +79,9 @@ def _tagged(b: Backend, arn: str, missing_code: str) -> list[dict]:
 
 def tag_resource(b: Backend, p: dict[str, Any]) -> dict[str, Any]:
     tags = _tagged(b, p["resourceArn"], "ResourceNotFoundException")
+    check_tags(p["tags"])
     merged = {t["key"]: t.get("value", "") for t in tags}
-    for tag in p["tags"]:
-        if tag["key"].lower().startswith("aws:"):
-            raise invalid_parameter("Tag keys with the prefix 'aws:' are reserved for AWS use.")
-        merged[tag["key"]] = tag.get("value", "")
+    merged.update({t["key"]: t.get("value", "") for t in p["tags"]})
     if len(merged) > 50:
         raise invalid_parameter("A resource can have at most 50 tags.")
     tags[:] = [{"key": k, "value": v} for k, v in merged.items()]

@@ -11,8 +11,8 @@ All methods run under the backend lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .executor import Executor, StartFailure
 from .faults import FaultDice

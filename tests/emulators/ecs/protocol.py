@@ -15,9 +15,10 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import botocore.session
 from botocore.model import ServiceModel
@@ -44,9 +45,10 @@ class Service:
 @lru_cache(maxsize=1)  # loading the models takes a while; they are read-only
 def _load_services() -> dict[str, Service]:
     session = botocore.session.get_session()
+    invalid = "InvalidParameterException"  # both services' name for a failed constraint
     return {
-        ECS_TARGET_PREFIX: Service("ecs", session.get_service_model("ecs"), ECS_HANDLERS, "InvalidParameterException"),
-        LOGS_TARGET_PREFIX: Service("logs", session.get_service_model("logs"), LOGS_HANDLERS, "InvalidParameterException"),
+        ECS_TARGET_PREFIX: Service("ecs", session.get_service_model("ecs"), ECS_HANDLERS, invalid),
+        LOGS_TARGET_PREFIX: Service("logs", session.get_service_model("logs"), LOGS_HANDLERS, invalid),
     }
 
 

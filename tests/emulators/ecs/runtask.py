@@ -1,7 +1,9 @@
-"""RunTask: request checks in the order ECS applies them, placement, task creation.
+"""RunTask pieces: request checks, launch type / capacity provider placement,
+and what the new task's essential container will run.
 
-Messages are the ones ECS answers where they are known (e.g. "Network
-Configuration must be provided when networkMode 'awsvpc' is specified.").
+Messages are the ones ECS answers where they are publicly known (e.g.
+"Network Configuration must be provided when networkMode 'awsvpc' is
+specified."); the rest are worded in the same style.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import random
 from typing import Any
 
 from . import fargate
-from .clusters import FARGATE_PROVIDERS, Cluster
+from .clusters import Cluster
 from .errors import client_error, invalid_parameter
 from .taskdefs import TaskDefinition, TaskDefinitionStore
-from .util import env_list_to_dict
+from .util import check_tags, env_list_to_dict
 
 PLATFORM_VERSIONS = ("LATEST", "1.4.0", "1.3.0")
 OVERRIDES_LIMIT = 8192  # characters of the JSON overrides, formatting included
@@ -24,7 +26,9 @@ def check_client_token(token: str | None) -> None:
     if token is None:
         return
     if not 1 <= len(token) <= 64 or any(not 33 <= ord(ch) <= 126 for ch in token):
-        raise invalid_parameter("The client token must be up to 64 ASCII characters in the range of 33-126 (inclusive).")
+        raise invalid_parameter(
+            "The client token must be up to 64 ASCII characters in the range of 33-126 (inclusive)."
+        )
 
 
 def resolve_task_definition(store: TaskDefinitionStore, ref: str) -> TaskDefinition:
@@ -43,12 +47,7 @@ def check_basics(params: dict[str, Any]) -> None:
         raise invalid_parameter("startedBy must be no more than 128 characters.")
     if len(params.get("group") or "") > 255:
         raise invalid_parameter("group must be no more than 255 characters.")
-    tags = params.get("tags") or []
-    keys = [t["key"] for t in tags]
-    if len(set(keys)) != len(keys):
-        raise invalid_parameter("Tag keys must be unique.")
-    if any(k.lower().startswith("aws:") for k in keys):
-        raise invalid_parameter("Tag keys with the prefix 'aws:' are reserved for AWS use.")
+    check_tags(params.get("tags"))
 
 
 def _check_strategy(strategy: list[dict], cluster: Cluster) -> None:
@@ -108,7 +107,9 @@ def check_network(params: dict[str, Any], td: TaskDefinition) -> str | None:
     awsvpc = (params.get("networkConfiguration") or {}).get("awsvpcConfiguration")
     if td.network_mode != "awsvpc":
         if awsvpc:
-            raise invalid_parameter("Network Configuration is not valid for the given networkMode of this task definition.")
+            raise invalid_parameter(
+                "Network Configuration is not valid for the given networkMode of this task definition."
+            )
         return None
     if not awsvpc:
         raise invalid_parameter("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
@@ -121,10 +122,15 @@ def check_network(params: dict[str, Any], td: TaskDefinition) -> str | None:
         raise invalid_parameter("at most 5 securityGroups can be specified.")
     for subnet in subnets:
         if not subnet.startswith("subnet-"):
-            raise invalid_parameter(f"Error retrieving subnet information for [{subnet}]: The subnet ID '{subnet}' is malformed")
+            raise invalid_parameter(
+                f"Error retrieving subnet information for [{subnet}]: The subnet ID '{subnet}' is malformed"
+            )
     for group in groups:
         if not group.startswith("sg-"):
-            raise invalid_parameter(f"Error retrieving security group information for [{group}]: The security group '{group}' does not exist")
+            raise invalid_parameter(
+                f"Error retrieving security group information for [{group}]: "
+                f"The security group '{group}' does not exist"
+            )
     return subnets[0]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import socket
 import threading
 import time
 import uuid
 from collections import Counter
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,6 +42,14 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     do_POST = do_GET = do_PUT = do_DELETE = _serve
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, open_=True)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)  # type: ignore[attr-defined]
+        super().finish()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output clean
         pass
 
@@ -46,6 +57,23 @@ class _HttpHandler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     protocol: Protocol
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
+    def drop_connections(self) -> None:
+        """Reset kept-alive client connections, so a stopped emulator is really gone."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class EcsEmulator:
@@ -95,6 +123,7 @@ class EcsEmulator:
         ]
         for thread in self._threads:
             thread.start()
+        atexit.register(self.stop)  # never leave executed processes behind
         return self
 
     def _tick_forever(self) -> None:
@@ -105,10 +134,12 @@ class EcsEmulator:
                 self.errors.append(f"ticker: {exc!r}")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         for thread in self._threads:
             thread.join(timeout=5)

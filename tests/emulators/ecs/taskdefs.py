@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import fargate
-from .errors import client_error, invalid_parameter
-from .util import epoch, paginate, without_none
+from .errors import client_error
+from .util import check_tags, epoch, paginate, without_none
 
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
@@ -62,7 +62,9 @@ def _normalise_container(spec: dict[str, Any], awsvpc: bool) -> dict[str, Any]:
     for mapping in container["portMappings"]:
         host = mapping.get("hostPort")
         if awsvpc and host not in (None, mapping.get("containerPort")):
-            raise client_error("When networkMode=awsvpc, the host ports and container ports in port mappings must match.")
+            raise client_error(
+                "When networkMode=awsvpc, the host ports and container ports in port mappings must match."
+            )
         if awsvpc and "containerPort" in mapping:
             mapping.setdefault("hostPort", mapping["containerPort"])
         mapping.setdefault("protocol", "tcp")
@@ -102,7 +104,9 @@ def _check_fargate(params: dict[str, Any], containers: list[dict], cpu: int | No
         return
     for c in containers:
         if (c.get("logConfiguration") or {}).get("logDriver") == "awslogs":
-            raise client_error("Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+            raise client_error(
+                "Fargate requires task definition to have execution role ARN to support log driver awslogs."
+            )
         if _ECR_IMAGE.match(c["image"]):
             raise client_error("Fargate requires task definition to have execution role ARN to support ECR images.")
 
@@ -130,14 +134,6 @@ def _required_attributes(params: dict[str, Any], containers: list[dict]) -> list
     return [{"name": n} for n in dict.fromkeys(names)]
 
 
-def _check_tags(tags: list[dict]) -> None:
-    keys = [t["key"] for t in tags]
-    if len(set(keys)) != len(keys):
-        raise invalid_parameter("Tag keys must be unique.")
-    if any(k.lower().startswith("aws:") for k in keys):
-        raise invalid_parameter("Tag keys with the prefix 'aws:' are reserved for AWS use.")
-
-
 class TaskDefinitionStore:
     def __init__(self, region: str, account: str):
         self._prefix = f"arn:aws:ecs:{region}:{account}:task-definition/"
@@ -157,7 +153,7 @@ class TaskDefinitionStore:
         if "FARGATE" in (params.get("requiresCompatibilities") or []):
             _check_fargate(params, containers, cpu, memory)
         _check_containers(containers, params, memory)
-        _check_tags(params.get("tags") or [])
+        check_tags(params.get("tags"))
         revision = len(self._families.get(family, [])) + 1
         body = {k: copy.deepcopy(v) for k, v in params.items() if k not in ("tags", "containerDefinitions")}
         body.update(without_none({

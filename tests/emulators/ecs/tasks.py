@@ -132,6 +132,11 @@ class Task:
     """The executor's handle on the running process (execute mode)."""
     output: list[str] = field(default_factory=list)
     """Lines the primary container printed (execute mode), for assertions."""
+    history: list[tuple[str, float]] = field(default_factory=list)
+    """Every lastStatus the task went through, with the time it was entered."""
+
+    def __post_init__(self) -> None:
+        self.history.append((self.last_status, self.created_at))
 
     @property
     def family(self) -> str:
@@ -146,6 +151,7 @@ class Task:
 
     def set_status(self, status: str, at: float) -> None:
         self.last_status, self.phase_since = status, at
+        self.history.append((status, at))
         self.version += 1
 
     def to_api(self, include_tags: bool = False) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import json
 import random
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import invalid_parameter
 
@@ -70,3 +71,14 @@ def paginate(items: Sequence[Any], params: dict[str, Any], limit: int = 100) -> 
     page = list(items[start : start + max_results])
     more = start + max_results < len(items)
     return page, (_encode_token(start + max_results) if more else None)
+
+
+def check_tags(tags: list[dict] | None) -> None:
+    """What ECS enforces on tags beyond the model's length limits."""
+    keys = [t.get("key") for t in tags or []]
+    if None in keys:
+        raise invalid_parameter("Tag keys must not be null.")
+    if len(set(keys)) != len(keys):
+        raise invalid_parameter("Tag keys must be unique.")
+    if any(k.lower().startswith("aws:") for k in keys):
+        raise invalid_parameter("Tag keys with the prefix 'aws:' are reserved for AWS use.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from botocore.model import Shape
@@ -52,7 +52,7 @@ class Issue:
     message: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(pattern: str):
     if _regex is not None:
         return _regex.compile(pattern)
