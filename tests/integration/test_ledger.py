@@ -264,9 +264,8 @@ async def test_unsubmitted_are_claims_without_submission_or_final_state(open_led
     await ledger.set_final_state("rejected", "LimitExceeded")
     await ledger.record_claim("claimed-beta", "beta", "p", "ecs", T0)
     await _submitted(ledger, "submitted", "acme")
-    assert [run.flow_run_id for run in await ledger.unsubmitted()] == ["claimed-beta", "claimed-only"] or [
-        run.flow_run_id for run in await ledger.unsubmitted()
-    ] == ["claimed-only", "claimed-beta"]
+    # Same claim time: ordered by flow run id.
+    assert [run.flow_run_id for run in await ledger.unsubmitted()] == ["claimed-beta", "claimed-only"]
     assert [run.flow_run_id for run in await ledger.unsubmitted("acme")] == ["claimed-only"]
 
 
