@@ -54,8 +54,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['DISPATCHER_HEALTHCHECK_URL'], timeout=4)"]
 
-# The CLI stops cleanly on KeyboardInterrupt; as PID 1 Python ignores an unhandled SIGTERM.
-STOPSIGNAL SIGINT
-
 ENTRYPOINT ["dispatcher", "serve"]
 CMD ["--config", "/etc/dispatcher/dispatcher.yaml"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,15 +14,28 @@ from dispatcher.logs import configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dispatcher.service import Dispatcher
-
     config = load_config(Path(args.config))
     configure_logging(config.service.log_level, args.log_json or config.service.log_json)
-    try:
-        asyncio.run(Dispatcher(config).run())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(_serve_until_signalled(config))
     return 0
+
+
+async def _serve_until_signalled(config: DispatcherConfig) -> None:
+    """SIGTERM (docker stop, Kubernetes) and SIGINT stop the service cleanly.
+
+    Nothing needs draining: a submission cut short is re-driven by the next
+    replica or restart, and runs keep executing on their infrastructure.
+    """
+    from dispatcher.service import Dispatcher
+
+    task = asyncio.create_task(Dispatcher(config).run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 def _pool_create(args: argparse.Namespace) -> int:

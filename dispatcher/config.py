@@ -149,7 +149,18 @@ def expand_env(text: str) -> str:
     return _ENV_REF.sub(replace, text)
 
 
+def _expand_values(node: Any) -> Any:
+    """Expand ${VAR} in string values only (comments and keys are left alone)."""
+    if isinstance(node, str):
+        return expand_env(node)
+    if isinstance(node, list):
+        return [_expand_values(item) for item in node]
+    if isinstance(node, dict):
+        return {key: _expand_values(value) for key, value in node.items()}
+    return node
+
+
 def load_config(path: Path) -> DispatcherConfig:
     """Read and validate a YAML configuration file."""
-    raw = yaml.safe_load(expand_env(path.read_text())) or {}
+    raw = _expand_values(yaml.safe_load(path.read_text()) or {})
     return DispatcherConfig.model_validate(raw)

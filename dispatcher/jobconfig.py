@@ -28,8 +28,10 @@ async def build_configuration(
     """Resolve the job configuration; malformed job variables raise InvalidJobConfiguration."""
     with workspace.settings():
         try:
+            # A copy: resolve_for_flow_run pops "env" out of flow_run.job_variables, so a
+            # second build from the same object (watching after submitting) would lose it.
             return await configuration_class.resolve_for_flow_run(
-                flow_run,
+                flow_run.model_copy(deep=True),
                 client=workspace.client,
                 work_pool=work_pool,
                 worker_name=workspace.worker_name,

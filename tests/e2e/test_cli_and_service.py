@@ -1,0 +1,114 @@
+"""The command line (pool create, usage, serve) and the service endpoints, against a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from dispatcher.config import ServiceConfig, load_config
+from dispatcher.embedded import free_port
+from dispatcher.ledger import Ledger
+from tests.conftest import dispatcher_config, running_dispatcher
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PUSH_TYPES = ["ecs:push", "cloud-run-v2:push", "azure-container-instance:push", "prefect:managed", "local:push"]
+# Variables of Prefect's own templates that deployments commonly set (shared/reference/prefect-cloud-workers.md).
+PREFECT_NAMES = {
+    "ecs:push": {"aws_credentials", "cluster", "image", "cpu", "memory", "launch_type", "vpc_id", "network_configuration",
+                 "task_role_arn", "execution_role_arn", "family", "env", "command", "configure_cloudwatch_logs"},
+    "cloud-run-v2:push": {"credentials", "region", "image", "cpu", "memory", "timeout", "vpc_connector_name", "env"},
+    "azure-container-instance:push": {"aci_credentials", "resource_group_name", "subscription_id", "image", "cpu", "memory", "env"},
+    "prefect:managed": {"command", "env", "cpu", "memory"},
+    "local:push": {"command", "env", "working_dir", "stream_output"},
+}
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("pool_type", PUSH_TYPES)
+async def test_pool_create_writes_prefects_variable_names(prefect_api_url, prefect_client, pool_type):
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    result = cli("pool", "create", name, "--type", pool_type, env={"PREFECT_API_URL": prefect_api_url})
+    assert result.returncode == 0, result.stderr
+    assert f"Created work pool {name!r} ({pool_type})" in result.stdout
+    pool = await prefect_client.read_work_pool(name)
+    assert pool.type == pool_type
+    assert PREFECT_NAMES[pool_type] <= set(pool.base_job_template["variables"]["properties"])
+
+
+async def test_pool_create_refuses_unknown_types_and_existing_pools_unless_overwrite(prefect_api_url, local_pool):
+    env = {"PREFECT_API_URL": prefect_api_url}
+    refused = cli("pool", "create", "x", "--type", "process", env=env)
+    assert refused.returncode != 0 and "not a push type" in refused.stderr
+    exists = cli("pool", "create", local_pool, "--type", "local:push", env=env)
+    assert exists.returncode != 0 and "already exists" in exists.stderr
+    overwritten = cli("pool", "create", local_pool, "--type", "local:push", "--overwrite", env=env)
+    assert overwritten.returncode == 0 and "Updated work pool" in overwritten.stdout
+
+
+async def test_usage_prints_a_table_per_workspace_and_month(tmp_path):
+    dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    ledger = await Ledger.open(dsn)
+    start = datetime(2026, 10, 31, 23, 50, tzinfo=timezone.utc)
+    for i, (workspace, minutes) in enumerate([("acme", 5), ("acme", 61), ("beta", 1)]):
+        run = f"run-{i}"
+        await ledger.record_submission(run, f"i-{i}", start, workspace=workspace, pool="p", provider="local")
+        await ledger.meter(run, start, start + timedelta(minutes=minutes, seconds=-30))
+    await ledger.close()
+    result = cli("usage", "--ledger", dsn)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["WORKSPACE", "MONTH", "RUNS", "BILLED", "MIN", "COMPUTE", "H"]
+    rows = [line.split()[:4] for line in lines[2:]]
+    # Started 31 Oct 23:50: the 61-minute run ended in November and counts there.
+    assert rows == [["acme", "2026-10", "1", "5"], ["acme", "2026-11", "1", "61"], ["beta", "2026-10", "1", "1"]]
+
+
+async def test_healthz_and_metrics(prefect_api_url, local_pool, tmp_path):
+    config = dispatcher_config(prefect_api_url, local_pool, tmp_path)
+    port = free_port()
+    config.service = ServiceConfig(port=port)
+    async with running_dispatcher(config):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(50):
+                try:
+                    health = await http.get("/healthz")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.1)
+            metrics = await http.get("/metrics")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert "# TYPE dispatcher_claim_latency_seconds histogram" in metrics.text
+    assert "dispatcher_inflight_runs" in metrics.text
+
+
+def test_example_configuration_is_valid(monkeypatch):
+    monkeypatch.setenv("LEDGER_PASSWORD", "x")
+    config = load_config(REPO_ROOT / "dispatcher.example.yaml")
+    assert [p.name for p in config.workspaces[0].pools] == ["ecs-prod", "managed"]
+    from dispatcher.service import ProviderSet
+
+    providers = ProviderSet(config.providers)
+    for kind in config.providers:
+        providers.get(kind)  # each provider's settings model accepts its section
+
+
+def test_serve_refuses_a_configuration_with_a_missing_secret(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump({"workspaces": [{"name": "w", "api_url": "${NOPE_NOT_SET}/api", "pools": []}]}))
+    result = cli("serve", "--config", str(path))
+    assert result.returncode != 0 and "NOPE_NOT_SET" in result.stderr
