@@ -114,14 +114,15 @@ async def _follow(client: PrefectClient, run_ids: dict[str, UUID], timeout_s: fl
 async def _report(plan: list, run_ids: dict[str, UUID], finals: dict, ledger_dsn: str) -> int:
     ledger = await Ledger.open(ledger_dsn)
     try:
-        print("\nRUN         FINAL STATE       BILLED MIN  MESSAGE")
+        print("\nRUN         FINAL STATE       COMPUTE S  BILLED MIN  MESSAGE")
         ok = True
         for label, _, _, expected in plan:
             state = finals[label]
             row = await ledger.get(str(run_ids[label]))
             minutes = "-" if row is None or row.billed_minutes is None else str(row.billed_minutes)
-            message = (state.message or "").splitlines()[0][:70] if state.message else ""
-            print(f"{label:<11} {state.name:<17} {minutes:>10}  {message}")
+            seconds = "-" if row is None or row.compute_seconds is None else f"{row.compute_seconds:.1f}"
+            message = (state.message or "").splitlines()[0][:60] if state.message else ""
+            print(f"{label:<11} {state.name:<17} {seconds:>9}  {minutes:>10}  {message}")
             ok &= state.name == expected
         print("\nUsage summary:")
         print(format_usage_table(await ledger.usage()))

@@ -173,9 +173,10 @@ def _merge_containers(raw: list[dict[str, Any]], ours: dict[str, Any]) -> list[d
 
 def build_task_definition(cfg: EcsJobConfiguration, pool: str, region: Optional[str]) -> TaskDefinitionSpec:
     """The RegisterTaskDefinition request of a configuration (which must not use task_definition_arn)."""
-    family = naming.sanitize_family(cfg.family) if cfg.family else naming.default_family(pool, cfg.labels)
-    container = _our_container(cfg, region)
     raw = copy.deepcopy(cfg.task_definition)
+    given = cfg.family or raw.get("family")
+    family = naming.sanitize_family(given) if given else naming.default_family(pool, cfg.labels)
+    container = _our_container(cfg, region)
     request = {**raw, **_task_level(cfg, family)}
     request["containerDefinitions"] = _merge_containers(raw.get("containerDefinitions") or [], container)
     request.pop("tags", None)

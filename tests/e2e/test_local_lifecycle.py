@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.states import Cancelling
+from pydantic import SecretStr
 
 from dispatcher.config import Limits
 from dispatcher.examples.deploy import deploy_example
@@ -140,3 +141,22 @@ async def test_malformed_job_variables_name_the_field(prefect_api_url, prefect_c
     assert state.name == "InvalidJobConfiguration"
     assert "memory" in state.message and "lots" in state.message
     assert not (tmp_path / "local-runs" / str(run.id)).exists()
+
+
+async def test_the_workspace_api_key_never_reaches_logs_or_states(prefect_api_url, prefect_client, local_pool, tmp_path, caplog):
+    import logging
+
+    key = "pnu_" + "Zx9" * 12
+    config = dispatcher_config(prefect_api_url, local_pool, tmp_path)
+    config.workspaces[0].api_key = SecretStr(key)  # the OSS server ignores it; the flow run still gets it in its env
+    run = await _one_run(prefect_client, local_pool, "fails")
+    bad = await _one_run(prefect_client, local_pool, "hello", job_variables={"memory": 1 << 20})
+    with caplog.at_level(logging.DEBUG):
+        async with running_dispatcher(config):
+            runs = await wait_until(prefect_client, [run.id, bad.id], is_final, timeout_s=90)
+    spec = json.loads((tmp_path / "local-runs" / str(run.id) / "spec.json").read_text())
+    assert spec["env"]["PREFECT_API_KEY"] == key  # the run needs it...
+    assert key not in caplog.text  # ...nothing else shows it
+    for flow_run in runs.values():
+        for state in await prefect_client.read_flow_run_states(flow_run.id):
+            assert key not in (state.message or "")

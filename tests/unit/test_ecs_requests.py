@@ -179,6 +179,8 @@ def test_family_default_and_sanitising() -> None:
     labels = {"prefect.io/deployment-name": "nightly ETL (v2)!", "prefect.io/flow-name": "etl"}
     assert build_task_definition(cfg(labels=labels), "my pool", None).family == "prefect_my-pool_nightly-ETL-v2"
     assert build_task_definition(cfg(labels={"prefect.io/flow-name": "etl"}), "p", None).family == "prefect_p_etl"
+    assert build_task_definition(cfg(task_definition={"family": "from-template"}), "p", None).family == "from-template"
+    assert build_task_definition(cfg(family="var", task_definition={"family": "tpl"}), "p", None).family == "var"
     long = build_task_definition(cfg(family="x" * 300 + "/é"), "p", None).family
     assert len(long) == 255 and set(long) == {"x"}
 
