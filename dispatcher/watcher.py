@@ -20,7 +20,7 @@ from prefect.states import Cancelled, Crashed, Failed
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
 from dispatcher.decisions import TERMINAL, Action, Observation, decide
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import Ledger, LedgerError
 from dispatcher.pools import TrackedRun
 from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
 from dispatcher.retry import call_with_retries
@@ -176,11 +176,16 @@ class Watcher:
         stopped = status.stopped_at if status and status.stopped_at else tracked.last_stopped_at
         if started is not None and stopped is None:
             stopped = utcnow()  # the infrastructure vanished before reporting teardown: our clock, documented
-        metered = await self.ledger.meter(
-            str(tracked.flow_run_id), started, stopped,
-            exit_code=status.exit_code if status else None, reason=status.reason if status else None,
-        )
-        await self.ledger.set_final_state(str(tracked.flow_run_id), state_name)
+        try:
+            metered = await self.ledger.meter(
+                str(tracked.flow_run_id), started, stopped,
+                exit_code=status.exit_code if status else None, reason=status.reason if status else None,
+            )
+            await self.ledger.set_final_state(str(tracked.flow_run_id), state_name)
+        except LedgerError as exc:  # not ours to meter (the ledger never saw it): stop watching
+            log.error("cannot meter flow run %s: %s", tracked.flow_run_id, exc)
+            self.forget(tracked.flow_run_id)
+            return
         if metered:
             row = await self.ledger.get(str(tracked.flow_run_id))
             minutes = row.billed_minutes if row and row.billed_minutes else 0

@@ -124,10 +124,8 @@ class WorkspaceDispatcher:
             if delay > 0:
                 await asyncio.sleep(delay)
             async with self._submit_slots:
+                # WAIT (too early by Prefect's clock) and REFUSED leave the run to the next poll.
                 outcome = await self.submitter.claim(flow_run, pool)
-                while outcome == Proposal.WAIT:  # too early by Prefect's clock, or a concurrency slot
-                    await asyncio.sleep(1.0)
-                    outcome = await self.submitter.claim(flow_run, pool)
                 if outcome == Proposal.ACCEPTED:
                     await self.submitter.submit_claimed(flow_run, pool)
         except Exception:

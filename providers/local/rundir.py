@@ -41,7 +41,8 @@ def utc_now_iso() -> str:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write then rename, so a reader never sees half a file even if the writer dies mid-way."""
-    tmp = path.with_name(path.name + ".tmp")
+    # Per-process temporary name: the launcher and the supervisor may write the same record at once.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f)

@@ -16,6 +16,7 @@ import math
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m providers.local.supervisor RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[1])
+    _record_self(run_dir)
     try:
         spec = rundir.read_json(run_dir / rundir.SPEC)
         if spec is None:
@@ -89,6 +91,16 @@ def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]
     finally:
         output.close()
     return child
+
+
+def _record_self(run_dir: Path) -> None:
+    """Write our own supervisor record, the same one the launcher writes after starting us.
+
+    A dispatcher killed right after starting us never writes it; without it the run
+    would look like a submit that died, and be started a second time.
+    """
+    record = {"pid": os.getpid(), "start_ticks": rundir.proc_start_ticks(os.getpid()), "hostname": socket.gethostname()}
+    rundir.write_json_atomic(run_dir / rundir.SUPERVISOR, record)
 
 
 def _record_start(run_dir: Path, child: subprocess.Popen[bytes]) -> None:

@@ -45,11 +45,14 @@ async def _assert_metered_once(dsn: str, ids: list) -> None:
         await ledger.close()
 
 
-async def _wait_metered(dsn: str, ids: list, timeout_s: float = 30) -> None:
+async def _wait_metered(dsn: str, ids: list, timeout_s: float = 60) -> None:
+    """Until nothing is in flight or unrecorded. A run that ended while its submission was
+    unrecorded (the kill landed between the provider and the ledger) is settled by recovery
+    once the claim is older than pending_grace_s."""
     ledger = await Ledger.open(dsn)
     try:
         for _ in range(int(timeout_s / 0.25)):
-            if not await ledger.unmetered():
+            if not await ledger.unmetered() and not await ledger.unsubmitted():
                 return
             await asyncio.sleep(0.25)
     finally:

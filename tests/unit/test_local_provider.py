@@ -294,3 +294,25 @@ async def test_submit_that_died_before_its_supervisor_is_taken_over(provider, se
     ref = RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
     assert (await wait_for(provider, ref, InfraPhase.EXITED)).exit_code == 0
     assert submission.created
+
+
+async def test_supervisor_records_itself_when_the_launcher_dies_right_after_starting_it(provider, settings) -> None:
+    """The dispatcher was killed between starting the supervisor and writing its record."""
+    from providers.local import launch
+
+    cfg = LocalJobConfiguration(command=python_command("import time; time.sleep(1)"))
+    req = request(cfg)
+    run_dir = settings.state_dir / str(req.flow_run_id)
+    run_dir.mkdir(parents=True, mode=0o700)
+    launch._write_spec(run_dir / "spec.json", provider._spec(req, cfg, run_dir))
+    supervisor = launch._start_supervisor(run_dir, settings.python)  # ...and the launcher dies here
+    for _ in range(100):
+        found = await LocalProvider(settings).find(req)  # what recovery asks after the restart
+        if found is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert found is not None and found.infrastructure_id.endswith(f":{supervisor.pid}") and not found.created
+    again = await provider.submit(req)  # a re-drive gets the same run, not a second one
+    assert again.infrastructure_id == found.infrastructure_id and not again.created
+    supervisor.wait(timeout=10)
+    assert await provider.find(request(cfg)) is None
