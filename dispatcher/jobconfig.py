@@ -16,7 +16,7 @@ from prefect.workers.base import BaseJobConfiguration
 from pydantic import ValidationError
 
 from dispatcher.prefect_api import PrefectWorkspace
-from providers.errors import InvalidJobConfiguration
+from providers.errors import invalid_configuration
 
 
 async def build_configuration(
@@ -37,19 +37,4 @@ async def build_configuration(
                 worker_name=workspace.worker_name,
             )
         except ValidationError as exc:
-            raise _invalid_from_validation(exc) from None
-
-
-def _invalid_from_validation(exc: ValidationError) -> InvalidJobConfiguration:
-    """Name the first bad job variable the way a user wrote it."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or "job_variables"
-    return InvalidJobConfiguration(field, _printable(field, first.get("input")), first.get("msg", "invalid value"))
-
-
-def _printable(field: str, value: object) -> object:
-    """Scalars are shown as given; env maps, credentials and other structures are not (they may hold secrets)."""
-    sensitive = field.split(".")[0] in {"env", "aws_credentials", "credentials", "aci_credentials"}
-    if sensitive or not isinstance(value, (str, int, float, bool, type(None))):
-        return f"<{type(value).__name__}>"
-    return value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+            raise invalid_configuration(exc) from None

@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
+
+from providers.errors import invalid_configuration
 
 
 class InfraPhase(str, enum.Enum):
@@ -137,6 +139,16 @@ class Provider(abc.ABC, Generic[ConfigT]):
             "job_configuration": cls.job_configuration.json_template(),
             "variables": cls.job_variables.model_json_schema(),
         }
+
+    @classmethod
+    def own(cls, configuration: BaseJobConfiguration) -> ConfigT:
+        """The configuration as this provider's class (it may arrive as a plain BaseJobConfiguration)."""
+        if isinstance(configuration, cls.job_configuration):
+            return configuration  # type: ignore[return-value]
+        try:
+            return cls.job_configuration.model_validate(configuration.model_dump())  # type: ignore[return-value]
+        except ValidationError as exc:
+            raise invalid_configuration(exc) from None
 
     @abc.abstractmethod
     def resources(self, configuration: ConfigT) -> ResourceRequest:

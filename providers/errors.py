@@ -10,6 +10,11 @@ from request bodies or credentials.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+#: Job variables whose values may hold secrets: named in messages, never shown.
+SECRET_BEARING_FIELDS = ("env", "aws_credentials", "credentials", "aci_credentials", "image_registry")
+
 
 class ProviderError(Exception):
     """Base of every error a provider raises."""
@@ -67,3 +72,18 @@ class InfrastructureNotFound(PermanentProviderError):
 
 class SubmissionRejected(PermanentProviderError):
     """The cloud refused to start the infrastructure for a reason retries cannot fix."""
+
+
+def invalid_configuration(exc: ValidationError) -> InvalidJobConfiguration:
+    """The first error of a job configuration that failed validation, in the user's words.
+
+    Scalars are shown as given; secret-bearing fields and structures are not.
+    """
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ())) or "job_variables"
+    value = first.get("input")
+    if field.split(".")[0] in SECRET_BEARING_FIELDS or not isinstance(value, (str, int, float, bool, type(None))):
+        value = f"<{type(value).__name__}>"
+    elif isinstance(value, str) and len(value) > 80:
+        value = value[:77] + "..."
+    return InvalidJobConfiguration(field, value, first.get("msg", "invalid value"))

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Optional
 
 from botocore.exceptions import ClientError
-from prefect.workers.base import BaseJobConfiguration
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, Submission, SubmitRequest
 from providers.ecs import mapping, naming, validation
@@ -41,7 +40,13 @@ from providers.ecs.requests import (
     log_target_for,
 )
 from providers.ecs.taskdefs import TaskDefinitions
-from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected, TransientProviderError
+from providers.errors import (
+    InvalidJobConfiguration,
+    PermanentProviderError,
+    ProviderError,
+    SubmissionRejected,
+    TransientProviderError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ logger = logging.getLogger(__name__)
 REPLAY_MARGIN_S = 10.0
 STOP_REASON_MAX = 255
 #: Job configuration fields whose values may be secrets: never echoed in messages.
-_NEVER_SHOWN = ("aws_credentials", "env")
 
 
 class _Observed(BaseModel):
@@ -79,15 +83,15 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     # -- pure --------------------------------------------------------------------------------
 
     def resources(self, configuration: EcsJobConfiguration) -> ResourceRequest:
-        return validation.resources(_as_ecs(configuration))
+        return validation.resources(self.own(configuration))
 
     def validate(self, configuration: EcsJobConfiguration) -> None:
-        validation.validate(_as_ecs(configuration))
+        validation.validate(self.own(configuration))
 
     # -- submit ----------------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:
-        cfg = _as_ecs(request.configuration)
+        cfg = self.own(request.configuration)
         validation.validate(cfg)
         key, creds = self.clients.resolve(cfg.aws_credentials)
         ecs = await self.clients.client("ecs", creds)
@@ -108,21 +112,29 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     async def find(self, request: SubmitRequest) -> Submission | None:
         """The task an earlier submit started: ListTasks by ``startedBy`` (the flow run id), running then stopped.
 
-        ECS keeps stopped tasks listable for about an hour; older ones are not found.
+        ECS keeps stopped tasks listable for about an hour; older ones are not found. ECS documents
+        startedBy as a filter to use alone: the first query has no other filter (desired status
+        RUNNING is the default), the second adds desiredStatus=STOPPED, and is skipped with a warning
+        if ECS refuses that combination.
         """
-        cfg = _as_ecs(request.configuration)
+        cfg = self.own(request.configuration)
         _, creds = self.clients.resolve(cfg.aws_credentials)
         ecs = await self.clients.client("ecs", creds)
         cluster = cfg.cluster or self.settings.cluster or "default"
-        for desired in ("RUNNING", "STOPPED"):
-            with aws_errors("ListTasks"):
-                listed = await ecs.list_tasks(cluster=cluster, startedBy=naming.started_by(request.flow_run_id),
-                                              desiredStatus=desired)
+        started_by = naming.started_by(request.flow_run_id)
+        for extra in ({}, {"desiredStatus": "STOPPED"}):
+            try:
+                with aws_errors("ListTasks"):
+                    listed = await ecs.list_tasks(cluster=cluster, startedBy=started_by, **extra)
+            except PermanentProviderError as exc:
+                if not extra or exc.code != "InvalidParameterException":
+                    raise
+                logger.warning("cannot list stopped tasks of flow run %s: %s", request.flow_run_id, exc)
+                return None
             arns = listed.get("taskArns") or []
             if arns:
-                task_arn = arns[0]
-                return Submission(infrastructure_id=naming.infrastructure_id(
-                    naming.cluster_of_task(task_arn, cluster), task_arn), created=False)
+                cluster_arn = naming.cluster_of_task(arns[0], cluster)
+                return Submission(infrastructure_id=naming.infrastructure_id(cluster_arn, arns[0]), created=False)
         return None
 
     async def _task_definition(
@@ -159,38 +171,41 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     # -- observe ---------------------------------------------------------------------------------
 
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
-        results: list[Optional[InfraStatus]] = [None] * len(runs)
-        groups: dict[tuple[str, str], list[_Observed]] = defaultdict(list)
-        credentials: dict[str, AwsCredentials] = {}
-        for index, run in enumerate(runs):
-            try:
-                cluster, task_arn = naming.parse_infrastructure_id(run.infrastructure_id)
-                cfg = _as_ecs(run.configuration)
-            except (ValueError, InvalidJobConfiguration) as exc:
-                results[index] = mapping.not_found_status(run.infrastructure_id, f"not an ECS task of ours: {exc}")
-                continue
-            key, creds = self.clients.resolve(cfg.aws_credentials)
-            credentials[key] = creds
-            groups[(key, cluster)].append(
-                _Observed(index=index, task_arn=task_arn, infrastructure_id=run.infrastructure_id,
-                          container_name=cfg.effective_container_name)
-            )
-        batches = [
-            (credentials[key], cluster, batch)
-            for (key, cluster), items in groups.items()
-            for batch in naming.chunks(items, self.settings.describe_batch_size)
-        ]
+        results, batches = self._batches(runs)
         outcomes = await asyncio.gather(*(self._describe(*b) for b in batches), return_exceptions=True)
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         for outcome in failed:
             if not isinstance(outcome, ProviderError):
                 raise outcome
         if failed and len(failed) == len(batches) and all(r is None for r in results) and not _all_not_found(failed):
-            raise failed[0]
-        for (_, _, batch), outcome in zip(batches, outcomes):
-            for item, status in zip(batch, _batch_statuses(batch, outcome)):
+            raise failed[0]  # nothing could be observed: let the dispatcher retry the whole call
+        for (_, _, batch), outcome in zip(batches, outcomes, strict=True):
+            for item, status in zip(batch, _batch_statuses(batch, outcome), strict=True):
                 results[item.index] = status
         return [status for status in results if status is not None]  # every index is filled above
+
+    def _batches(
+        self, runs: Sequence[RunRef]
+    ) -> tuple[list[Optional[InfraStatus]], list[tuple[AwsCredentials, str, list[_Observed]]]]:
+        """Runs grouped by (credential set, cluster) in DescribeTasks-sized batches; ids that are not ours answered."""
+        results: list[Optional[InfraStatus]] = [None] * len(runs)
+        groups: dict[tuple[str, str], list[_Observed]] = defaultdict(list)
+        credentials: dict[str, AwsCredentials] = {}
+        for index, run in enumerate(runs):
+            try:
+                cluster, task_arn = naming.parse_infrastructure_id(run.infrastructure_id)
+                cfg = self.own(run.configuration)
+            except (ValueError, InvalidJobConfiguration) as exc:
+                results[index] = mapping.not_found_status(run.infrastructure_id, f"not an ECS task of ours: {exc}")
+                continue
+            key, creds = self.clients.resolve(cfg.aws_credentials)
+            credentials[key] = creds
+            groups[(key, cluster)].append(_Observed(index=index, task_arn=task_arn, infrastructure_id=run.infrastructure_id,
+                                                    container_name=cfg.effective_container_name))
+        size = self.settings.describe_batch_size
+        batches = [(credentials[key], cluster, batch) for (key, cluster), items in groups.items()
+                   for batch in naming.chunks(items, size)]
+        return results, batches
 
     async def _describe(self, creds: AwsCredentials, cluster: str, batch: list[_Observed]) -> list[InfraStatus]:
         ecs = await self.clients.client("ecs", creds)
@@ -217,7 +232,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
         except ValueError:
             logger.warning("not stopping %r: not an ECS infrastructure id", run.infrastructure_id)
             return
-        _, creds = self.clients.resolve(_as_ecs(run.configuration).aws_credentials)
+        _, creds = self.clients.resolve(self.own(run.configuration).aws_credentials)
         ecs = await self.clients.client("ecs", creds)
         try:
             with aws_errors("StopTask"):
@@ -231,7 +246,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
         """The newest lines of the flow container's CloudWatch stream (best effort: [] on any failure)."""
         limit = min(limit, self.settings.log_lines_on_crash)
         try:
-            cfg = _as_ecs(run.configuration)
+            cfg = self.own(run.configuration)
             _, task_arn = naming.parse_infrastructure_id(run.infrastructure_id)
             key, creds = self.clients.resolve(cfg.aws_credentials)
             ecs = await self.clients.client("ecs", creds)
@@ -285,14 +300,3 @@ def _task_definition_gone(exc: ProviderError) -> bool:
     return "taskdefinition" in text and ("inactive" in text or "notfound" in text)
 
 
-def _as_ecs(configuration: BaseJobConfiguration) -> EcsJobConfiguration:
-    """The configuration as our own class (the dispatcher may hand over a plain BaseJobConfiguration)."""
-    if isinstance(configuration, EcsJobConfiguration):
-        return configuration
-    try:
-        return EcsJobConfiguration.model_validate(configuration.model_dump())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "configuration"
-        shown = "<hidden>" if field.startswith(_NEVER_SHOWN) else first.get("input")
-        raise InvalidJobConfiguration(field, shown, first["msg"]) from None

@@ -30,7 +30,7 @@ from providers.ecs.config import (
 from providers.ecs.validation import command_argv, is_fargate, task_cpu, task_memory
 from providers.errors import InvalidJobConfiguration
 
-OVERRIDES_MAX = 8192  # characters of RunTask's JSON overrides ECS accepts
+OVERRIDES_MAX = 8192  # bytes of RunTask's JSON overrides ECS accepts, formatting included
 #: Environment values this long are scrubbed from error messages (API keys are much longer).
 SECRET_MIN_LENGTH = 8
 
@@ -248,11 +248,11 @@ def _overrides(cfg: EcsJobConfiguration, taskdef: TaskDefinitionInfo, env: list[
         sizes = {"cpu": cfg.cpu, "memory": cfg.memory, "taskRoleArn": cfg.task_role_arn,
                  "executionRoleArn": cfg.execution_role_arn}
         overrides.update({k: str(v) for k, v in sizes.items() if v is not None})
-    size = len(json.dumps(overrides, separators=(",", ":")))
+    size = len(json.dumps(overrides, separators=(",", ":"), ensure_ascii=False).encode())
     if size > OVERRIDES_MAX:
         raise InvalidJobConfiguration(
-            "env", f"{size} characters of command and environment",
-            f"at most {OVERRIDES_MAX} characters in total (an ECS RunTask limit); move large values into the "
+            "env", f"{size} bytes of command and environment",
+            f"at most {OVERRIDES_MAX} bytes in total (an ECS RunTask limit); move large values into the "
             "image or AWS Secrets Manager",
         )
     return overrides

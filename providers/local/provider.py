@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from uuid import UUID
 
-from prefect.workers.base import BaseJobConfiguration
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from providers.base import (
     InfraPhase,
@@ -58,7 +57,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     # -- pure --------------------------------------------------------------------------
 
     def resources(self, configuration: LocalJobConfiguration) -> ResourceRequest:
-        configuration = _as_local(configuration)
+        configuration = self.own(configuration)
         return ResourceRequest(
             vcpu=configuration.cpu,
             memory_mib=configuration.memory,
@@ -66,7 +65,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         )
 
     def validate(self, configuration: LocalJobConfiguration) -> None:
-        configuration = _as_local(configuration)
+        configuration = self.own(configuration)
         cpu, memory, working_dir = configuration.cpu, configuration.memory, configuration.working_dir
         if cpu is not None and not (math.isfinite(cpu) and cpu > 0):
             raise InvalidJobConfiguration("cpu", cpu, "a number of vCPUs greater than 0")
@@ -109,7 +108,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     # -- blocking helpers, run in a worker thread ------------------------------------------
 
     def _submit_blocking(self, request: SubmitRequest) -> Submission:
-        configuration = _as_local(request.configuration)
+        configuration = self.own(request.configuration)
         self.validate(configuration)  # stats working_dir, hence in the worker thread
         run_dir = self._run_dir(request.flow_run_id)
         spec = self._spec(request, configuration, run_dir)
@@ -174,13 +173,3 @@ def _is_directory(path: Path) -> bool:
         return False
 
 
-def _as_local(configuration: BaseJobConfiguration) -> LocalJobConfiguration:
-    """The configuration as our own class (the dispatcher may hand over a plain BaseJobConfiguration)."""
-    if isinstance(configuration, LocalJobConfiguration):
-        return configuration
-    try:
-        return LocalJobConfiguration.model_validate(configuration.model_dump())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "configuration"
-        raise InvalidJobConfiguration(field, first.get("input"), first["msg"]) from exc

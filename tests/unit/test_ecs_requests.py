@@ -247,7 +247,8 @@ def test_client_token_must_be_64_printable_ascii(key: str) -> None:
 def test_task_definition_arn_runs_override_size_and_roles() -> None:
     configuration = cfg(task_definition_arn="mine:3", cpu=2048, memory=4096, task_role_arn="arn:aws:iam::1:role/t")
     info = TaskDefinitionInfo(arn="mine:3", container_name="app", awsvpc=True)
-    request = build_run_task(configuration, submit_request(configuration), info, configuration.network_configuration, None).request
+    network = configuration.network_configuration
+    request = build_run_task(configuration, submit_request(configuration), info, network, None).request
     assert request["taskDefinition"] == "mine:3"
     overrides = request["overrides"]
     assert (overrides["cpu"], overrides["memory"], overrides["taskRoleArn"]) == ("2048", "4096", "arn:aws:iam::1:role/t")

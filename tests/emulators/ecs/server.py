@@ -56,6 +56,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog of 5 drops SYNs when dozens of clients connect at
+    # once; they then wait the 1 s retransmission, which AWS's endpoints never make them do.
+    request_queue_size = 256
     protocol: Protocol
 
     def __init__(self, *args: Any):
