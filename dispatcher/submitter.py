@@ -95,7 +95,7 @@ class Submitter:
             provider.validate(configuration)
             request = provider.resources(configuration)
         except InvalidJobConfiguration as exc:
-            raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc}.") from None
+            raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc.message}.") from None
         except ObjectNotFound:
             raise RunRejected("Cancelled", f"Deployment {flow_run.deployment_id} no longer exists, cancelled run.") from None
         violations = check_resources(request, pool.limits, f"pool {pool.name!r}")

@@ -15,9 +15,15 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 #: Tells Prefect's UI to offer a block picker for this field, as for prefect-aws's block.
-_BLOCK_SCHEMA_EXTRA = {"block_type_slug": "aws-credentials", "block_schema_references": {}, "secret_fields": [
-    "aws_secret_access_key", "aws_session_token"
-]}
+_BLOCK_SCHEMA_EXTRA = {
+    "block_type_slug": "aws-credentials",
+    "block_schema_references": {},
+    "secret_fields": ["aws_secret_access_key", "aws_session_token"],
+    # Prefect's server wraps block fields as oneOf [{"$ref": ...}, <block schema>]; a reference
+    # also matches an open object schema, and "valid under each of" is refused (422). prefect-aws's
+    # own template has the same flaw on a self-hosted server.
+    "not": {"required": ["$ref"]},
+}
 
 
 class AwsClientParameters(BaseModel):

@@ -1,4 +1,4 @@
-"""``EcsEmulator``: serves the emulated ECS (and Logs) API on 127.0.0.1."""
+"""``EcsEmulator``: serves the emulated ECS, Logs and EC2 APIs on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from typing import Any
 from .backend import Backend, RunDefaults
 from .faults import FaultDice, Faults
 from .lifecycle import Timings
+from .ec2 import Ec2
 from .protocol import Protocol
+from .query import XML_CONTENT_TYPE, QueryProtocol, is_query_request
 from .tasks import Task
 
 
@@ -31,10 +33,15 @@ class _HttpHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        status, body = self.server.protocol.handle(self.command, self.path, self.headers, raw)  # type: ignore[attr-defined]
-        data = json.dumps(body).encode()
+        server: _Server = self.server  # type: ignore[assignment]
+        if is_query_request(self.command, self.path, self.headers):  # EC2 (query protocol, XML)
+            status, data = server.query.handle(self.command, self.path, self.headers, raw)
+            content_type = XML_CONTENT_TYPE
+        else:  # ECS and Logs (JSON 1.1)
+            status, body = server.protocol.handle(self.command, self.path, self.headers, raw)
+            data, content_type = json.dumps(body).encode(), "application/x-amz-json-1.1"
         self.send_response(status)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         self.end_headers()
@@ -60,6 +67,7 @@ class _Server(ThreadingHTTPServer):
     # once; they then wait the 1 s retransmission, which AWS's endpoints never make them do.
     request_queue_size = 256
     protocol: Protocol
+    query: QueryProtocol
 
     def __init__(self, *args: Any):
         super().__init__(*args)
@@ -107,6 +115,10 @@ class EcsEmulator:
         )
         self._protocol = Protocol(self.backend, self._dice, self.calls, self._calls_lock, self.errors,
                                   validate_responses)
+        self.ec2 = Ec2(region, account_id)
+        """EC2 networking on the same endpoint: ``emu.ec2.add_vpc(...)``, ``add_subnet(...)``."""
+        self._query = QueryProtocol(self.ec2, region, self._dice, self.calls, self._calls_lock, self.errors,
+                                    validate_responses)
         self._tick_s = tick_s
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -119,6 +131,7 @@ class EcsEmulator:
             return self
         self._server = _Server(("127.0.0.1", 0), _HttpHandler)
         self._server.protocol = self._protocol
+        self._server.query = self._query
         self._stopping.clear()
         self._threads = [
             threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True),
