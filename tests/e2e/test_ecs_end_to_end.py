@@ -164,3 +164,18 @@ async def test_pool_credentials_from_an_aws_credentials_block(prefect_api_url, p
     async with running_dispatcher(config):
         final = await wait_until(prefect_client, [run.id], is_final, timeout_s=120)
     assert final[run.id].state.name == "Completed", final[run.id].state.message
+
+
+async def test_crash_message_carries_the_container_log_tail(prefect_api_url, prefect_client, emulator, tmp_path):
+    pool = await _pool(prefect_api_url)
+    command = "python -u -c \"print('loading data'); print('disk full: /data'); raise SystemExit(3)\""
+    run = await _run(prefect_client, pool, "hello", job_variables={
+        "command": command, "configure_cloudwatch_logs": True,
+        "execution_role_arn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
+    })
+    async with running_dispatcher(_config(prefect_api_url, pool, emulator, tmp_path)):
+        final = await wait_until(prefect_client, [run.id], is_final, timeout_s=60)
+    state = final[run.id].state
+    assert state.name == "Crashed"
+    assert "exit code 3" in state.message and "Essential container in task exited" in state.message
+    assert "disk full: /data" in state.message  # the last lines of the CloudWatch log stream

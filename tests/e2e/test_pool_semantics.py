@@ -83,3 +83,35 @@ async def test_unobservable_infrastructure_ends_crashed_with_an_honest_message(
     assert state.name == "Crashed"
     assert "could not be observed for" in state.message and "asked to stop" in state.message
     assert "ServiceUnavailable" in caplog.text  # retried and logged meanwhile, not silently dropped
+
+
+async def test_one_dispatcher_serves_several_workspaces_and_meters_each(prefect_api_url, prefect_client, tmp_path):
+    """Two workspaces (here: two names on one server, each with its own pool) in one process."""
+    from dispatcher.config import PoolConfig, WorkspaceConfig
+    from dispatcher.ledger import Ledger
+    from dispatcher.poolcli import create_pool
+
+    pools = {}
+    for workspace in ("team-a", "team-b"):
+        pools[workspace] = f"{workspace}-{tmp_path.name[-6:]}"
+        await create_pool(prefect_api_url, pools[workspace], "local:push", overwrite=True)
+    config = dispatcher_config(prefect_api_url, pools["team-a"], tmp_path, workspace="team-a")
+    config.workspaces.append(WorkspaceConfig(name="team-b", api_url=prefect_api_url, pools=[PoolConfig(name=pools["team-b"])]))
+    ids = {}
+    for workspace, pool in pools.items():
+        deployment_id = await deploy_example(prefect_client, "hello", pool, name=f"hello-{workspace}",
+                                             job_variables={"command": fake_engine_command(tmp_path / "starts")})
+        ids[workspace] = [(await prefect_client.create_flow_run_from_deployment(deployment_id)).id for _ in range(2 if workspace == "team-a" else 3)]
+    async with running_dispatcher(config):
+        runs = await wait_until(prefect_client, ids["team-a"] + ids["team-b"], is_final, timeout_s=60)
+        ledger = await Ledger.open(config.ledger_dsn)
+        try:
+            for _ in range(40):
+                if not await ledger.unmetered():
+                    break
+                await asyncio.sleep(0.25)
+            usage = {row.workspace: row.runs for row in await ledger.usage()}
+        finally:
+            await ledger.close()
+    assert {r.state.name for r in runs.values()} == {"Completed"}
+    assert usage == {"team-a": 2, "team-b": 3}

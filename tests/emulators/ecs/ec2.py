@@ -118,9 +118,12 @@ class SecurityGroup:
         }
 
 
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 # filter name → the values of a resource it compares against (EC2 accepts the camelCase aliases too)
 _Values = Callable[[Any], list[str]]
-_bool = lambda b: "true" if b else "false"  # noqa: E731
 VPC_FILTERS: dict[str, _Values] = {
     "vpc-id": lambda v: [v.id], "is-default": lambda v: [_bool(v.is_default)],
     "isDefault": lambda v: [_bool(v.is_default)], "cidr": lambda v: [v.cidr], "cidrBlock": lambda v: [v.cidr],

@@ -63,7 +63,8 @@ def is_query_request(method: str, path: str, headers: Mapping[str, str]) -> bool
 # -- form fields → shape ---------------------------------------------------------------------
 
 def _invalid(value: Any, wire: str, expected: str) -> AwsError:
-    return AwsError("InvalidParameterValue", f"Value ({value}) for parameter {wire} is invalid. Expected: '{expected}'.")
+    message = f"Value ({value}) for parameter {wire} is invalid. Expected: '{expected}'."
+    return AwsError("InvalidParameterValue", message)
 
 
 def _tree(fields: dict[str, str]) -> dict[str, Any]:
@@ -125,10 +126,10 @@ def decode(shape: Shape, node: Any, wire: str = "") -> Any:
             raise _invalid(node, wire, shape.name)
         names, out = _wire_names(shape), {}
         for key, sub in node.items():
-            member = names.get(key)
+            member, path = names.get(key), f"{wire}.{key}" if wire else key
             if member is None:
-                raise AwsError("UnknownParameter", f"The parameter {f'{wire}.{key}' if wire else key} is not recognized")
-            out[member] = decode(shape.members[member], sub, f"{wire}.{key}" if wire else key)
+                raise AwsError("UnknownParameter", f"The parameter {path} is not recognized")
+            out[member] = decode(shape.members[member], sub, path)
         return out
     if kind == "list":
         if node == "":
@@ -169,7 +170,8 @@ def encode(shape: Shape, value: Any, name: str) -> str:
             return "".join(encode(shape.member, v, item or name) for v in value)
         inner = "".join(encode(shape.member, v, item or "member") for v in value)
     elif kind == "map":
-        key_name, value_name = (shape.key.serialization.get("name", "key"), shape.value.serialization.get("name", "value"))
+        key_name = shape.key.serialization.get("name", "key")
+        value_name = shape.value.serialization.get("name", "value")
         inner = "".join(f"<entry>{encode(shape.key, k, key_name)}{encode(shape.value, v, value_name)}</entry>"
                         for k, v in value.items())
     else:

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .backend import Backend, RunDefaults
+from .ec2 import Ec2
 from .faults import FaultDice, Faults
 from .lifecycle import Timings
-from .ec2 import Ec2
 from .protocol import Protocol
 from .query import XML_CONTENT_TYPE, QueryProtocol, is_query_request
 from .tasks import Task
