@@ -8,10 +8,10 @@ an immediate, named job-variable error.
 
 from __future__ import annotations
 
-import shlex
 
 from providers.base import ResourceRequest
 from providers.ecs.config import DEFAULT_CPU, DEFAULT_MEMORY, EcsJobConfiguration
+from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration
 
 #: cpu units -> (lowest MiB, highest MiB, step MiB); 256 is the one irregular row.
@@ -73,18 +73,6 @@ def check_ephemeral_storage(size: int | None) -> None:
         raise InvalidJobConfiguration(
             "ephemeral_storage", size, f"Fargate allows {low} to {high} GiB (leave it unset for the default 20 GiB)"
         )
-
-
-def command_argv(cfg: EcsJobConfiguration) -> list[str]:
-    """The Prefect command split like a shell would (Prefect keeps it as one string)."""
-    command = cfg.command or EcsJobConfiguration._base_flow_run_command()
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise InvalidJobConfiguration("command", command, f"a shell-style command line ({exc})") from None
-    if not argv:
-        raise InvalidJobConfiguration("command", command, "a non-empty command")
-    return argv
 
 
 def _check_network(cfg: EcsJobConfiguration) -> None:

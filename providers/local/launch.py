@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -13,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect.workers.base import BaseJobConfiguration
 
-from providers.errors import InvalidJobConfiguration, SubmissionRejected, TransientProviderError
+from providers.errors import SubmissionRejected, TransientProviderError
 from providers.local import rundir
-from providers.local.config import LocalJobConfiguration
 
 #: Dispatcher variables a flow run inherits unless its job configuration sets them.
 INHERITED_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "TMPDIR")
@@ -29,19 +26,6 @@ EXISTING_WAIT_S = 5.0
 #: (writing spec.json and forking the supervisor takes milliseconds).
 STALE_SUBMIT_S = 15.0
 _POLL_S = 0.05
-
-
-def command_argv(configuration: LocalJobConfiguration) -> list[str]:
-    """The command as an argv list; Prefect keeps it as one string, split like a shell would."""
-    # No command means "the worker's default", which is what prepare_for_flow_run fills in.
-    command = configuration.command or BaseJobConfiguration._base_flow_run_command()
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise InvalidJobConfiguration("command", command, f"a shell-style command line ({exc})") from exc
-    if not argv:
-        raise InvalidJobConfiguration("command", command, "a non-empty command")
-    return argv
 
 
 def flow_run_env(configured: dict[str, str | None], memory_capped: bool) -> dict[str, str]:

@@ -28,6 +28,7 @@ from providers.base import (
     Submission,
     SubmitRequest,
 )
+from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
 from providers.local import launch
 from providers.local import runs as local_runs
@@ -74,7 +75,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         if working_dir is not None and not _is_directory(working_dir):
             allowed = "an existing directory on the dispatcher's host"
             raise InvalidJobConfiguration("working_dir", str(working_dir), allowed)
-        launch.command_argv(configuration)
+        command_argv(configuration)
 
     # -- runs --------------------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
         return {
             "flow_run_id": str(request.flow_run_id),
-            "argv": launch.command_argv(configuration),
+            "argv": command_argv(configuration),
             "env": launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None),
             "cwd": str(configuration.working_dir or run_dir),
             "memory_mib": configuration.memory,

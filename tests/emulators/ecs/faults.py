@@ -16,9 +16,9 @@ from dataclasses import dataclass
 @dataclass
 class Faults:
     throttle_rate: float = 0.0
-    """Fraction of calls answered 400 ``ThrottlingException`` "Rate exceeded"."""
+    """Fraction of calls answered 400 ``ThrottlingException`` "Rate exceeded" (EC2: 503 ``RequestLimitExceeded``)."""
     server_error_rate: float = 0.0
-    """Fraction of calls answered 500 ``ServerException``."""
+    """Fraction of calls answered 500 ``ServerException`` (EC2: ``InternalError``)."""
     latency_s: float = 0.0
     """Sleep before answering every call."""
     latency_jitter_s: float = 0.0

@@ -86,12 +86,11 @@ def _tree(fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _wire_names(shape: Shape) -> dict[str, str]:
-    """Wire name → member name; EC2 also takes the lower-camel ``locationName`` spelling."""
+    """Wire name → member name, spelled as botocore's EC2 serializer spells it."""
     names: dict[str, str] = {}
     for member, member_shape in shape.members.items():
-        ser = member_shape.serialization
-        wire = ser.get("queryName") or (ser["name"][0].upper() + ser["name"][1:] if ser.get("name") else member)
-        names[wire] = names[wire[0].lower() + wire[1:]] = member
+        ser, location = member_shape.serialization, member_shape.serialization.get("name")
+        names[ser.get("queryName") or (location[0].upper() + location[1:] if location else member)] = member
     return names
 
 
@@ -112,7 +111,10 @@ def _scalar(shape: Shape, value: str, wire: str) -> Any:
             raise _invalid(value, wire, "Double") from None
     if kind == "timestamp":
         try:
-            return float(value) if re.fullmatch(r"\d+(\.\d+)?", value) else datetime.fromisoformat(value).timestamp()
+            if re.fullmatch(r"\d+(\.\d+)?", value):
+                return float(value)
+            moment = datetime.fromisoformat(value)
+            return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
         except ValueError:
             raise _invalid(value, wire, "ISO 8601 timestamp") from None
     return value  # string, blob (base64 text)
