@@ -94,6 +94,9 @@ class LoopConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     poll_interval_s: float = Field(default=0.5, description="How often each pool is asked for due runs.")
+    listen_for_events: bool = Field(
+        default=True, description="Wake pollers from Prefect's events websocket when runs are created (a speed-up)."
+    )
     prefetch_s: float = Field(default=10.0, description="Runs due within this window are fetched and claimed on time.")
     heartbeat_interval_s: float = Field(default=30.0, description="Pool heartbeat period (pool shows READY).")
     watch_interval_s: float = Field(default=2.0, description="How often in-flight runs are observed.")

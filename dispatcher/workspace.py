@@ -9,6 +9,7 @@ starts a run, submissions are idempotent, metering is exactly-once in the ledger
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,6 +19,7 @@ from prefect.client.schemas.objects import FlowRun
 
 from dispatcher import metrics
 from dispatcher.config import DispatcherConfig, WorkspaceConfig
+from dispatcher.events import ring_on_new_runs
 from dispatcher.ledger import Ledger
 from dispatcher.limits import effective_limits
 from dispatcher.pools import ServedPool
@@ -49,6 +51,7 @@ class WorkspaceDispatcher:
         self.submitter = Submitter(self.api, ws, ledger, self.loop, self.watcher.track)
         self.recovery = Recovery(self)
         self._handling: set[UUID] = set()
+        self._doorbells: dict[str, asyncio.Event] = {}
         self._submit_slots = asyncio.Semaphore(self.loop.max_concurrent_submissions)
         self._tasks: set[asyncio.Task] = set()
         self.ready = asyncio.Event()
@@ -62,8 +65,10 @@ class WorkspaceDispatcher:
             loops = [self._every(self.loop.heartbeat_interval_s, self._heartbeat, "heartbeat"),
                      self._every(self.loop.watch_interval_s, self.watcher.tick, "watch"),
                      self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover")]
-            loops += [self._every(self.loop.poll_interval_s, self._poller(pool), f"poll:{pool.name}")
-                      for pool in self.pools.values()]
+            loops += [self._every(self.loop.poll_interval_s, self._poller(pool), f"poll:{pool.name}", self._doorbells[name])
+                      for name, pool in self.pools.items()]
+            if self.loop.listen_for_events:
+                loops.append(ring_on_new_runs(self.api, self._ring))
             try:
                 await asyncio.gather(*loops)
             finally:
@@ -76,6 +81,7 @@ class WorkspaceDispatcher:
             if work_pool.type not in POOL_TYPES:
                 raise ValueError(f"pool {pool_config.name!r} has type {work_pool.type!r}, not a push type ({', '.join(POOL_TYPES)})")
             kind = pool_config.provider or provider_kind_for(work_pool.type, self.config.managed_provider)
+            self._doorbells[pool_config.name] = asyncio.Event()
             self.pools[pool_config.name] = ServedPool(
                 config=pool_config,
                 pool_type=work_pool.type,
@@ -90,8 +96,10 @@ class WorkspaceDispatcher:
             await self.api.heartbeat(pool.name, self.loop.heartbeat_interval_s)
             pool.work_pool = await self.api.read_pool(pool.name)  # pick up template edits
 
-    async def _every(self, interval_s: float, step: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run ``step`` forever; an error is counted and logged, never fatal."""
+    async def _every(
+        self, interval_s: float, step: Callable[[], Awaitable[None]], name: str, doorbell: asyncio.Event | None = None
+    ) -> None:
+        """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors are counted, never fatal."""
         while True:
             try:
                 await step()
@@ -100,7 +108,16 @@ class WorkspaceDispatcher:
             except Exception:
                 metrics.LOOP_ERRORS.labels(self.ws.name, name.split(":")[0]).inc()
                 log.exception("workspace %s: %s loop failed; continuing", self.ws.name, name)
-            await asyncio.sleep(interval_s)
+            if doorbell is None:
+                await asyncio.sleep(interval_s)
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(doorbell.wait(), interval_s)
+            doorbell.clear()
+
+    def _ring(self, pool: str) -> None:
+        if pool in self._doorbells:
+            self._doorbells[pool].set()
 
     def _poller(self, pool: ServedPool) -> Callable[[], Awaitable[None]]:
         async def poll() -> None:

@@ -115,3 +115,15 @@ async def test_one_dispatcher_serves_several_workspaces_and_meters_each(prefect_
             await ledger.close()
     assert {r.state.name for r in runs.values()} == {"Completed"}
     assert usage == {"team-a": 2, "team-b": 3}
+
+
+async def test_events_websocket_wakes_the_poller_for_ad_hoc_runs(prefect_api_url, prefect_client, local_pool, tmp_path):
+    """With polling slowed to 30 s, only the websocket can get a new run claimed within seconds."""
+    deployment_id = await deploy_example(prefect_client, "hello", local_pool,
+                                         job_variables={"command": fake_engine_command(tmp_path / "starts")})
+    loop = LoopConfig(poll_interval_s=30, watch_interval_s=0.5, pending_grace_s=15)
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path, loop=loop)):
+        await asyncio.sleep(2)  # the first poll has run; the next one is 28 s away
+        run = await prefect_client.create_flow_run_from_deployment(deployment_id)
+        claimed = await wait_until(prefect_client, [run.id], lambda r: r.state.type.value != "SCHEDULED", timeout_s=10)
+    assert claimed[run.id].state.type.value in ("PENDING", "RUNNING", "COMPLETED")

@@ -79,8 +79,7 @@ async def _submit_with_prefect_worker(client: PrefectClient, api_url: str, emu: 
         pool = await _ecs_pool(client, block_id)
         deployment_id = await deploy_example(client, "hello", pool, job_variables=job_variables)
         run = await client.create_flow_run_from_deployment(deployment_id, parameters={"name": "ecs"})
-        async with ECSWorker(work_pool_name=pool) as worker:
-            await worker.sync_with_backend()
+        async with ECSWorker(work_pool_name=pool) as worker:  # entering syncs it with the server
             submitted = await worker.get_and_submit_flow_runs()
         # Send the worker's flow-run logs and events while this server is up; left
         # queued they are retried against the stopped server at interpreter exit.
