@@ -28,8 +28,8 @@ class ProviderSet:
     def get(self, kind: str) -> Provider:
         if kind not in self._instances:
             cls = provider_class(kind)
-            model = getattr(cls, "settings_model", None)
             raw = self._settings.get(kind, {})
+            model = cls.settings_model
             self._instances[kind] = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]
         return self._instances[kind]
 

@@ -131,6 +131,10 @@ class Provider(abc.ABC, Generic[ConfigT]):
     job_configuration: ClassVar[type[BaseJobConfiguration]]
     #: Prefect variables model; its JSON schema is the pool's ``variables`` section.
     job_variables: ClassVar[type[BaseVariables]]
+    #: Pool types this provider serves directly (``prefect:managed`` is mapped by configuration).
+    pool_types: ClassVar[tuple[str, ...]] = ()
+    #: Model of this provider's section under ``providers:`` in dispatcher.yaml; ``__init__`` takes one.
+    settings_model: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
     def base_job_template(cls) -> dict[str, Any]:
