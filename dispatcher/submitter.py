@@ -88,8 +88,24 @@ class Submitter:
             await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {exc}"))
             await self.ledger.set_final_state(str(flow_run.id), "Crashed")
 
+    async def _refuse_rerun(self, flow_run: FlowRun) -> None:
+        """A finished run set back to Scheduled (the UI's Retry) cannot get fresh infrastructure yet.
+
+        Idempotency keys, the local run directory and the ledger row are per flow run id,
+        so a second attempt would be handed the first one's (ended) infrastructure and
+        not be metered. Say so plainly instead of reporting the old attempt's outcome.
+        """
+        row = await self.ledger.get(str(flow_run.id))
+        if row is not None and row.infrastructure_id and (row.metered_at or row.final_state):
+            raise RunRejected(
+                "RerunNotSupported",
+                f"Run not started: this flow run already ran on {row.infrastructure_id} (ended {row.final_state or 'metered'}). "
+                "Re-running a finished flow run is not supported by the push dispatcher yet; start a new run of the deployment.",
+            )
+
     async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> object:
         provider = pool.provider
+        await self._refuse_rerun(flow_run)
         try:
             configuration = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
             provider.validate(configuration)
@@ -167,7 +183,8 @@ class Submitter:
         else:
             state = Failed(name=rejected.state_name, message=rejected.message)
         await self._set_state(flow_run, state)
-        await self.ledger.set_final_state(str(flow_run.id), rejected.state_name)
+        if rejected.state_name != "RerunNotSupported":  # keep the first attempt's record as it was
+            await self.ledger.set_final_state(str(flow_run.id), rejected.state_name)
 
     async def _set_state(self, flow_run: FlowRun, state: object) -> None:
         result = await self.workspace.propose(flow_run.id, state)  # type: ignore[arg-type]
