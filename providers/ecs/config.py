@@ -118,8 +118,8 @@ PollInterval = Annotated[Optional[float], _d(
     "Accepted for compatibility, not used: the dispatcher polls all tasks in batches.")]
 
 
-class EcsJobConfiguration(BaseJobConfiguration):
-    """One flow run as an ECS task (Prefect's ECS worker fields, flattened and typed)."""
+class _EcsFields(BaseModel):
+    """The fields the job configuration and the pool's variables share (declared once)."""
 
     aws_credentials: Credentials = Field(default_factory=AwsCredentials)
     cluster: Cluster = None
@@ -130,9 +130,6 @@ class EcsJobConfiguration(BaseJobConfiguration):
     launch_type: Launch = "FARGATE"
     capacity_provider_strategy: Strategy = Field(default_factory=list)
     vpc_id: VpcId = None
-    network_configuration: AwsVpcConfiguration = Field(
-        default_factory=AwsVpcConfiguration, description="awsvpc settings: subnets, securityGroups, assignPublicIp."
-    )
     task_role_arn: TaskRole = None
     execution_role_arn: ExecutionRole = None
     family: Family = None
@@ -148,6 +145,14 @@ class EcsJobConfiguration(BaseJobConfiguration):
     stream_output: StreamOutput = None
     task_start_timeout_seconds: StartTimeout = None
     task_watch_poll_interval: PollInterval = None
+
+
+class EcsJobConfiguration(BaseJobConfiguration, _EcsFields):
+    """One flow run as an ECS task (Prefect's ECS worker fields, flattened and typed)."""
+
+    network_configuration: AwsVpcConfiguration = Field(
+        default_factory=AwsVpcConfiguration, description="awsvpc settings: subnets, securityGroups, assignPublicIp."
+    )
     task_definition: dict[str, Any] = Field(
         default_factory=dict,
         description=(
@@ -182,37 +187,14 @@ class EcsJobConfiguration(BaseJobConfiguration):
         return self.container_name or DEFAULT_CONTAINER_NAME
 
 
-class EcsVariables(BaseVariables):
+class EcsVariables(BaseVariables, _EcsFields):
     """Job variables of an ecs:push work pool: prefect-aws's names, plus ephemeral_storage."""
 
-    aws_credentials: Credentials = Field(default_factory=AwsCredentials)
-    cluster: Cluster = None
     image: Image = DEFAULT_IMAGE
-    cpu: Cpu = None
-    memory: Memory = None
-    ephemeral_storage: EphemeralStorage = None
-    launch_type: Launch = "FARGATE"
-    capacity_provider_strategy: Strategy = Field(default_factory=list)
-    vpc_id: VpcId = None
     network_configuration: dict[str, Any] = Field(
         default_factory=dict,
         description="awsvpcConfiguration of the task: subnets, securityGroups, assignPublicIp.",
     )
-    task_role_arn: TaskRole = None
-    execution_role_arn: ExecutionRole = None
-    family: Family = None
-    container_name: ContainerName = None
-    configure_cloudwatch_logs: ConfigureLogs = None
-    cloudwatch_logs_options: LogOptions = Field(default_factory=dict)
-    cloudwatch_logs_prefix: LogPrefix = None
-    task_definition_arn: TaskDefinitionArn = None
-    match_latest_revision_in_family: MatchLatest = False
-    auto_deregister_task_definition: AutoDeregister = False
-    prefect_api_key_secret_arn: ApiKeySecret = None
-    prefect_api_auth_string_secret_arn: AuthStringSecret = None
-    stream_output: StreamOutput = None
-    task_start_timeout_seconds: StartTimeout = None
-    task_watch_poll_interval: PollInterval = None
 
 
 def _env_retry_mode() -> str:
