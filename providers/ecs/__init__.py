@@ -5,8 +5,9 @@ Exports are loaded lazily so that reading the registry does not import the AWS S
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from providers.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from providers.ecs.config import EcsJobConfiguration, EcsSettings, EcsVariables
@@ -24,7 +25,4 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULE_OF[name]), name)
+__getattr__ = lazy_exports(__name__, _MODULE_OF)

@@ -6,11 +6,16 @@ package, and the supervisor must start without importing Prefect.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from providers.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
+    from providers.local.config import (
+        LocalJobConfiguration,
+        LocalSettings,
+        LocalVariables,
+    )
     from providers.local.provider import LocalProvider
 
 __all__ = ["LocalJobConfiguration", "LocalProvider", "LocalSettings", "LocalVariables"]
@@ -23,7 +28,4 @@ _MODULE_OF = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(_MODULE_OF[name]), name)
+__getattr__ = lazy_exports(__name__, _MODULE_OF)

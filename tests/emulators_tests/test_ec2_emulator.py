@@ -54,13 +54,6 @@ def raw_query(emu: EcsEmulator, fields: dict[str, str], service: str = "ec2") ->
 
 
 @pytest.fixture
-def emu():
-    with EcsEmulator() as emulator:
-        yield emulator
-    assert emulator.errors == []  # no handler crash, every response matched its output shape
-
-
-@pytest.fixture
 def ec2(emu):
     return client(emu, **NO_RETRY)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -88,6 +90,17 @@ class FaultDice:
             if self._roll(self._faults.server_error_rate):
                 return "server_error"
             return None
+
+    def apply(self, op: str, throttled: Callable[[], Exception], server_error: Callable[[], Exception]) -> None:
+        """Sleep the injected latency, then raise the protocol's own throttling or 5xx error if rolled."""
+        delay = self.latency()
+        if delay:
+            time.sleep(delay)
+        fault = self.request_fault(op)
+        if fault == "throttle":
+            raise throttled()
+        if fault == "server_error":
+            raise server_error()
 
     def take(self, counter: str, op: str | None = None) -> bool:
         """Consume one unit of a countdown knob such as ``start_failures``."""

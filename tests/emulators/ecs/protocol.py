@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import traceback
 from collections import Counter
 from collections.abc import Mapping
@@ -82,7 +81,7 @@ class Protocol:
         self._check_auth(headers, service)
         if service is None or op not in service.model.operation_names:
             raise AwsError("UnknownOperationException", f"Unknown operation: {headers.get('X-Amz-Target')}")
-        self._inject_faults(op)
+        self._dice.apply(op, throttled, server_error)
         params = self._parse(raw)
         operation = service.model.operation_model(op)
         self._validate(operation.input_shape, params, service)
@@ -114,16 +113,6 @@ class Protocol:
         if service is not None and match["service"] != service.signing_name:
             raise AwsError("InvalidSignatureException",
                            f"Credential should be scoped to correct service: '{service.signing_name}'.")
-
-    def _inject_faults(self, op: str) -> None:
-        delay = self._dice.latency()
-        if delay:
-            time.sleep(delay)
-        fault = self._dice.request_fault(op)
-        if fault == "throttle":
-            raise throttled()
-        if fault == "server_error":
-            raise server_error()
 
     @staticmethod
     def _parse(raw: bytes) -> dict[str, Any]:

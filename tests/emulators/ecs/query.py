@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import traceback
 import uuid
 from collections import Counter
@@ -235,7 +234,11 @@ class QueryProtocol:
             raise AwsError("MissingParameter", "The request must contain the parameter Version")
         if version != self._model.metadata["apiVersion"]:
             raise AwsError("NoSuchVersion", f"The requested version ({version}) of service AmazonEC2 does not exist")
-        self._inject_faults(op)
+        self._dice.apply(
+            op,
+            throttled=lambda: AwsError("RequestLimitExceeded", "Request limit exceeded.", 503),
+            server_error=lambda: AwsError("InternalError", "An internal error has occurred", 500),
+        )
         operation = self._model.operation_model(op)
         params = decode(operation.input_shape, _tree(fields)) if operation.input_shape is not None else {}
         self._validate(operation.input_shape, params)
@@ -266,16 +269,6 @@ class QueryProtocol:
             raise AwsError("AuthFailure", "Credential should be scoped to a valid region.", 401)
         if match["service"] != "ec2":
             raise AwsError("AuthFailure", "Credential should be scoped to correct service: 'ec2'.", 401)
-
-    def _inject_faults(self, op: str) -> None:
-        delay = self._dice.latency()
-        if delay:
-            time.sleep(delay)
-        fault = self._dice.request_fault(op)
-        if fault == "throttle":
-            raise AwsError("RequestLimitExceeded", "Request limit exceeded.", 503)
-        if fault == "server_error":
-            raise AwsError("InternalError", "An internal error has occurred", 500)
 
     @staticmethod
     def _validate(shape: Shape | None, params: dict[str, Any]) -> None:
