@@ -21,17 +21,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signalled(config: DispatcherConfig) -> None:
-    """SIGTERM (docker stop, Kubernetes) and SIGINT stop the service cleanly.
-
-    Nothing needs draining: a submission cut short is re-driven by the next
-    replica or restart, and runs keep executing on their infrastructure.
-    """
+    """SIGTERM (docker stop, Kubernetes) and SIGINT stop the service gracefully: no new claims,
+    claimed submissions finish (or are left to recovery after ``loop.shutdown_grace_s``), exit.
+    A second signal, or the grace plus 10 s passing, stops at once."""
     from dispatcher.service import Dispatcher
 
-    task = asyncio.create_task(Dispatcher(config).run())
+    dispatcher = Dispatcher(config)
+    task = asyncio.create_task(dispatcher.run())
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if dispatcher.stopping:
+            task.cancel()
+            return
+        dispatcher.request_stop()
+        loop.call_later(config.loop.shutdown_grace_s + 10, task.cancel)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await task
     except asyncio.CancelledError:

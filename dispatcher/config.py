@@ -113,6 +113,15 @@ class LoopConfig(BaseModel):
     stop_timeout_s: float = Field(
         default=120.0, description="After asking infrastructure to stop, how long to wait before forcing the state."
     )
+    shutdown_grace_s: float = Field(
+        default=20.0, description="On SIGTERM, how long submissions already claimed may take before recovery takes them over."
+    )
+    prefect_client_retries: int = Field(
+        default=2, description="Retries of one Prefect API call by Prefect's client (2**n s apart) before the loop backs off."
+    )
+    health_stale_after_s: float = Field(
+        default=60.0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
+    )
 
 
 class DispatcherConfig(BaseModel):

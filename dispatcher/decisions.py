@@ -29,12 +29,14 @@ class Action(str, enum.Enum):
 class Decision(BaseModel):
     action: Action = Field(description="What the watcher must do.")
     message: str = Field(default="", description="State message for Crashed/TimedOut/Cancelled.")
+    force: bool = Field(default=False, description="Replace a final state the engine set (a run killed by its cap).")
 
 
 class Observation(BaseModel):
     """Inputs of one decision."""
 
     run_state: StateType = Field(description="The flow run's state type, read after the infrastructure status.")
+    run_state_name: str = Field(default="", description="The state's name (TimedOut, Crashed...).")
     infra: InfraStatus = Field(description="The infrastructure status.")
     elapsed_s: float = Field(description="Seconds since the infrastructure was submitted.")
     max_runtime_s: int = Field(description="Runtime cap of the run.")
@@ -57,8 +59,23 @@ def _gone(infra: InfraStatus) -> bool:
     return infra.phase in (InfraPhase.EXITED, InfraPhase.NOT_FOUND)
 
 
+def stopped_by_cap(infra: InfraStatus, stop_requested: bool) -> bool:
+    """The infrastructure ended because of the runtime cap: its own, or our stop for it."""
+    return infra.stop_cause == StopCause.TIMED_OUT or (stop_requested and infra.stop_cause == StopCause.STOPPED)
+
+
+def over_runtime_cap(infra: InfraStatus, elapsed_s: float, max_runtime_s: int) -> bool:
+    """Still running past its cap: stopped even when Prefect cannot be asked about the run."""
+    return infra.phase in (InfraPhase.PENDING, InfraPhase.RUNNING) and elapsed_s > max_runtime_s
+
+
 def _decide_final_run(obs: Observation) -> Decision:
     if _gone(obs.infra):
+        if (obs.run_state in (StateType.CRASHED, StateType.FAILED) and obs.run_state_name != "TimedOut"
+                and stopped_by_cap(obs.infra, obs.stop_requested)):
+            # The cap killed it before our TimedOut landed and the engine, dying, set its own
+            # final state: the run ended because of the cap, whichever came first.
+            return Decision(action=Action.MARK_TIMED_OUT, message=_timeout_message(obs.max_runtime_s), force=True)
         return Decision(action=Action.FINISH)
     if obs.infra.phase == InfraPhase.UNKNOWN:
         return Decision(action=Action.WAIT)
@@ -92,7 +109,7 @@ def _decide_active(obs: Observation) -> Decision:
 
 def _decide_exited(obs: Observation) -> Decision:
     infra = obs.infra
-    if infra.stop_cause == StopCause.TIMED_OUT or (obs.stop_requested and infra.stop_cause == StopCause.STOPPED):
+    if stopped_by_cap(infra, obs.stop_requested):
         return Decision(action=Action.MARK_TIMED_OUT, message=_timeout_message(obs.max_runtime_s))
     return Decision(action=Action.CRASH, message=crash_message(infra))
 

@@ -8,29 +8,69 @@ orchestration answers into plain outcomes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+import functools
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import ParamSpec, TypeVar
 from uuid import UUID
+
+import httpx
 
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
+    FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     WorkPoolFilter,
     WorkPoolFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType, WorkPool
-from prefect.client.schemas.responses import SetStateStatus
+from prefect.client.schemas.responses import DeploymentResponse, SetStateStatus
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import (
+    PREFECT_API_AUTH_STRING,
+    PREFECT_API_KEY,
+    PREFECT_API_URL,
+    PREFECT_CLIENT_MAX_RETRIES,
+    Settings,
+)
 
 from dispatcher.config import WorkspaceConfig
+from dispatcher.health import Dependency, DependencyUnavailable, describe_error
 
 #: Runs in these states may have infrastructure we must watch.
 ACTIVE_STATES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 _PAGE = 200
+#: HTTP answers that mean "Prefect cannot serve us now", not "this request is wrong".
+_OUTAGE_STATUSES = {401, 403, 408, 429, 500, 502, 503, 504}
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class PrefectUnavailable(DependencyUnavailable):
+    """Prefect could not be reached, or refused us (5xx, 429, 401/403), after its client's own retries."""
+
+
+def is_prefect_outage(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):  # connection refused/reset, timeouts, protocol errors
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in _OUTAGE_STATUSES
+
+
+def prefect_call(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Report the call's outcome to the workspace's ``prefect`` dependency; outages become PrefectUnavailable."""
+
+    @functools.wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        self = args[0]
+        with self.guard():  # type: ignore[attr-defined]
+            return await method(*args, **kwargs)
+
+    return guarded
 
 
 class Proposal(str, enum.Enum):
@@ -54,9 +94,15 @@ class ProposalResult:
 class PrefectWorkspace:
     """One workspace's Prefect API, used from one event loop."""
 
-    def __init__(self, config: WorkspaceConfig, worker_name: str) -> None:
+    def __init__(self, config: WorkspaceConfig, worker_name: str, client_retries: int = 2) -> None:
         self.config = config
         self.worker_name = worker_name
+        self.health = Dependency("prefect", config.name)
+        # Prefect's client retries 5 times with 2**n s backoff (a minute per call in an outage);
+        # the dispatcher's loops back off themselves, so fewer retries keep every loop responsive.
+        self._settings = self._workspace_settings(config)
+        self._call_settings = self._settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: client_retries})
+        self._profile = get_settings_context().profile
         self._client = PrefectClient(
             api=config.api_url,
             api_key=config.api_key.get_secret_value() if config.api_key else None,
@@ -75,38 +121,76 @@ class PrefectWorkspace:
         await self._client.__aexit__(*exc)
 
     @contextmanager
+    def guard(self, for_flow_run: bool = False) -> Iterator[None]:
+        """Around any use of the client: outages are counted once and raised as PrefectUnavailable.
+
+        ``for_flow_run``: under the settings a flow run inherits (building its job configuration
+        copies the current settings into its env), without the dispatcher's own client retries.
+        """
+        try:
+            with self.settings() if for_flow_run else self._calls():
+                yield
+        except Exception as exc:
+            if not is_prefect_outage(exc):
+                self.health.succeeded()  # it answered, even if the answer is an error
+                raise
+            self.health.failed(exc)
+            message = f"Prefect API of workspace {self.config.name!r}: {describe_error(exc)}"
+            raise PrefectUnavailable(message, self.health) from exc
+        self.health.succeeded()
+
+    @contextmanager
     def settings(self) -> Iterator[None]:
         """Prefect settings as a worker of this workspace would have them.
 
         Job configurations take the flow run's PREFECT_API_URL and auth from the
-        current settings; contextvars keep this local to the calling task.
+        current settings; contextvars keep this local to the calling task. The settings
+        object is built once: Prefect's ``temporary_settings`` copies every setting
+        (about 25 ms here), entering a prepared context costs microseconds.
         """
-        updates = {
-            PREFECT_API_URL: self.config.api_url,
-            PREFECT_API_KEY: self.config.api_key.get_secret_value() if self.config.api_key else None,
-            PREFECT_API_AUTH_STRING: self.config.auth_string.get_secret_value() if self.config.auth_string else None,
-        }
-        with temporary_settings(updates={k: v for k, v in updates.items() if v is not None},
-                                restore_defaults={k for k, v in updates.items() if v is None}):
+        with SettingsContext(profile=self._profile, settings=self._settings):
             yield
 
+    @contextmanager
+    def _calls(self) -> Iterator[None]:
+        with SettingsContext(profile=self._profile, settings=self._call_settings):
+            yield
+
+    @staticmethod
+    def _workspace_settings(config: WorkspaceConfig) -> Settings:
+        updates = {
+            PREFECT_API_URL: config.api_url,
+            PREFECT_API_KEY: config.api_key.get_secret_value() if config.api_key else None,
+            PREFECT_API_AUTH_STRING: config.auth_string.get_secret_value() if config.auth_string else None,
+        }
+        current = get_settings_context().settings
+        return current.copy_with_update(
+            updates={k: v for k, v in updates.items() if v is not None},
+            restore_defaults={k for k, v in updates.items() if v is None},
+        )
+
+    @prefect_call
     async def read_pool(self, name: str) -> WorkPool:
         return await self._client.read_work_pool(name)
 
+    @prefect_call
     async def heartbeat(self, pool: str, interval_s: float) -> None:
         await self._client.send_worker_heartbeat(pool, self.worker_name, heartbeat_interval_seconds=interval_s)
 
+    @prefect_call
     async def due_runs(self, pool: str, queues: list[str] | None, before: datetime) -> list[FlowRun]:
         """Scheduled runs due before ``before``; Prefect applies pause and concurrency limits."""
         responses = await self._client.get_scheduled_flow_runs_for_work_pool(pool, queues, before)
         return [r.flow_run for r in responses]
 
+    @prefect_call
     async def read_run(self, flow_run_id: UUID) -> FlowRun | None:
         try:
             return await self._client.read_flow_run(flow_run_id)
         except ObjectNotFound:
             return None
 
+    @prefect_call
     async def active_runs(self, pools: list[str]) -> list[FlowRun]:
         """Every PENDING/RUNNING/CANCELLING run of these pools (paginated)."""
         flow_run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(ACTIVE_STATES))))
@@ -120,6 +204,7 @@ class PrefectWorkspace:
             if len(page) < _PAGE:
                 return runs
 
+    @prefect_call
     async def propose(self, flow_run_id: UUID, state: State, force: bool = False) -> ProposalResult:
         result = await self._client.set_flow_run_state(flow_run_id, state, force=force)
         reason = getattr(result.details, "reason", "") or ""
@@ -129,15 +214,26 @@ class PrefectWorkspace:
             return ProposalResult(Proposal.WAIT, result.state, getattr(result.details, "delay_seconds", 1.0), reason)
         return ProposalResult(Proposal.REFUSED, result.state, reason=reason)
 
+    @prefect_call
     async def set_infrastructure_pid(self, flow_run_id: UUID, infrastructure_id: str) -> None:
         await self._client.update_flow_run(flow_run_id, infrastructure_pid=infrastructure_id)
 
-    async def deployment_exists(self, deployment_id: UUID) -> bool:
+    @prefect_call
+    async def read_runs(self, ids: list[UUID]) -> dict[UUID, FlowRun]:
+        """The runs with these ids that still exist (deleted ones are absent)."""
+        runs: dict[UUID, FlowRun] = {}
+        for start in range(0, len(ids), _PAGE):
+            chunk = ids[start : start + _PAGE]
+            page = await self._client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk))
+            runs.update({run.id: run for run in page})
+        return runs
+
+    @prefect_call
+    async def read_deployment(self, deployment_id: UUID) -> DeploymentResponse | None:
         try:
-            await self._client.read_deployment(deployment_id)
+            return await self._client.read_deployment(deployment_id)
         except ObjectNotFound:
-            return False
-        return True
+            return None
 
 
 def utcnow() -> datetime:

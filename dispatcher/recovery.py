@@ -15,19 +15,21 @@ replica left behind:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
 from dispatcher.decisions import TERMINAL
-from dispatcher.jobconfig import build_configuration
+from dispatcher.health import DependencyUnavailable
+from dispatcher.jobconfig import DeploymentGone, build_configuration
+from dispatcher.ledger import LedgerRun
 from dispatcher.pools import ServedPool, TrackedRun
 from dispatcher.prefect_api import seconds_since
-from providers.errors import ProviderError
+from providers.errors import InvalidJobConfiguration, ProviderError
 
 if TYPE_CHECKING:
     from dispatcher.workspace import WorkspaceDispatcher
@@ -40,15 +42,30 @@ class Recovery:
         self.owner = owner
 
     async def run_once(self) -> None:
+        """One pass. Each run is handled on its own: one that fails is reported and retried next
+        pass, and never blocks the others; a dependency going down ends the pass (it is down for all)."""
         owner = self.owner
         active = await owner.api.active_runs(list(owner.pools))
         for flow_run in active:
             pool = owner.pools.get(flow_run.work_pool_name or "")
             if pool is not None:
-                await self._recover_active(flow_run, pool)
+                await self._isolated(flow_run.id, self._recover_active(flow_run, pool))
         active_ids = {run.id for run in active}
-        await self._recover_unmetered(active_ids)
-        await self._recover_unsubmitted(active_ids)
+        for row in await owner.ledger.unmetered(owner.ws.name):
+            await self._isolated(row.flow_run_id, self._recover_unmetered(row, active_ids))
+        for row in await owner.ledger.unsubmitted(owner.ws.name):
+            await self._isolated(row.flow_run_id, self._recover_unsubmitted(row, active_ids))
+
+    async def _isolated(self, flow_run_id: object, step: Awaitable[None]) -> None:
+        subject = f"flow run {flow_run_id}"
+        try:
+            await step
+        except DependencyUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad row must not block the rows after it
+            self.owner.errors.report("recover", subject, exc)
+        else:
+            self.owner.errors.cleared(subject)
 
     async def _recover_active(self, flow_run: FlowRun, pool: ServedPool) -> None:
         owner = self.owner
@@ -72,55 +89,58 @@ class Recovery:
             # Claimed (by us or a dead replica) and never recorded as submitted: submit again.
             # The provider's idempotency key returns the first infrastructure if it did start.
             log.warning("flow run %s was claimed %ds ago but never recorded as submitted; re-driving it", flow_run.id, age)
-            owner.spawn(owner.redrive(flow_run, pool))
+            owner.redrive(flow_run, pool)
         elif state.type == StateType.CANCELLING:
             # Nothing recorded as started. (Had the dispatcher died in the instant between the
             # provider accepting and the ledger write, the engine inside sees CANCELLING and exits.)
             await owner.api.propose(flow_run.id, Cancelled(message="Cancelled before any infrastructure was started."))
 
-    async def _recover_unmetered(self, active_ids: set) -> None:
+    async def _recover_unmetered(self, row: LedgerRun, active_ids: set[UUID]) -> None:
         owner = self.owner
-        for row in await owner.ledger.unmetered(owner.ws.name):
-            pool = owner.pools.get(row.pool)
-            if pool is None or row.infrastructure_id is None:
-                continue
-            flow_run_id = UUID(row.flow_run_id)
-            if flow_run_id in active_ids or flow_run_id in owner.watcher.tracked:
-                continue
-            flow_run = await owner.api.read_run(flow_run_id)
-            if flow_run is None:
-                continue
+        pool = owner.pools.get(row.pool)
+        if pool is None or row.infrastructure_id is None:
+            return
+        flow_run_id = UUID(row.flow_run_id)
+        if flow_run_id in active_ids or flow_run_id in owner.watcher.tracked:
+            return
+        flow_run = await owner.api.read_run(flow_run_id)
+        if flow_run is not None:
             await self._adopt(flow_run, pool, row.infrastructure_id, row.submitted_at)
 
-    async def _recover_unsubmitted(self, active_ids: set[UUID]) -> None:
-        """Claims that ended without a recorded submission: ask the provider what it started.
+    async def _recover_unsubmitted(self, row: LedgerRun, active_ids: set[UUID]) -> None:
+        """A claim that ended without a recorded submission: ask the provider what it started.
 
         Active runs are re-driven by ``_recover_active``; this handles runs that are
         already final, where submitting again would be wrong but compute must be metered.
         """
         owner = self.owner
-        for row in await owner.ledger.unsubmitted(owner.ws.name):
-            flow_run_id = UUID(row.flow_run_id)
-            pool = owner.pools.get(row.pool)
-            if pool is None or flow_run_id in active_ids or owner.is_handling(flow_run_id):
-                continue
-            if seconds_since(row.claimed_at) <= owner.loop.pending_grace_s:
-                continue
-            flow_run = await owner.api.read_run(flow_run_id)
-            if flow_run is None or flow_run.state is None or flow_run.state.type not in TERMINAL:
-                if flow_run is None:
-                    await owner.ledger.set_final_state(row.flow_run_id, "Deleted")
-                continue
-            await self._settle_final_unsubmitted(flow_run, pool)
+        flow_run_id = UUID(row.flow_run_id)
+        pool = owner.pools.get(row.pool)
+        if pool is None or flow_run_id in active_ids or owner.is_handling(flow_run_id):
+            return
+        if seconds_since(row.claimed_at) <= owner.loop.pending_grace_s:
+            return
+        flow_run = await owner.api.read_run(flow_run_id)
+        if flow_run is None:
+            await owner.ledger.set_final_state(row.flow_run_id, "Deleted")
+            return
+        if flow_run.state is None or flow_run.state.type not in TERMINAL:
+            return
+        await self._settle_final_unsubmitted(flow_run, pool)
 
     async def _settle_final_unsubmitted(self, flow_run: FlowRun, pool: ServedPool) -> None:
         owner = self.owner
         try:
             configuration = await _configuration_for_watching(owner, flow_run, pool)
-            request = owner.submitter.request_for(flow_run, pool, configuration)
+        except InvalidJobConfiguration:
+            # Nothing can have been submitted without a configuration: the run ended before it started.
+            await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
+            return
+        request = owner.submitter.request_for(flow_run, pool, configuration)
+        try:
             found = await pool.provider.find(request)
-        except (ProviderError, ObjectNotFound) as exc:
-            log.warning("cannot look up the infrastructure of flow run %s: %s", flow_run.id, exc)
+        except ProviderError as exc:
+            log.warning("cannot look up the infrastructure of flow run %s yet: %s", flow_run.id, exc)
             return
         if found is None:
             await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
@@ -132,9 +152,12 @@ class Recovery:
         owner = self.owner
         try:
             configuration = await _configuration_for_watching(owner, flow_run, pool)
-        except (ProviderError, ObjectNotFound) as exc:
-            log.error("cannot rebuild the configuration of flow run %s to watch it: %s", flow_run.id, exc)
-            return
+        except InvalidJobConfiguration as exc:
+            # Its inputs changed since submission (a block deleted...): watch it with the pool's
+            # defaults rather than not at all; status and stop need little more than the id.
+            log.warning("flow run %s: watching with the pool's defaults, its configuration no longer builds: %s",
+                        flow_run.id, exc)
+            configuration = await _pool_default_configuration(owner, flow_run, pool)
         if submitted_at is None:
             row = await owner.ledger.get(str(flow_run.id))
             submitted_at = (row.submitted_at if row else None) or flow_run.start_time or flow_run.expected_start_time
@@ -157,8 +180,16 @@ async def _configuration_for_watching(owner: WorkspaceDispatcher, flow_run: Flow
     """The same configuration submission used; if the deployment is gone, the pool template alone."""
     try:
         return await build_configuration(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool)
-    except ObjectNotFound:
-        with owner.api.settings():
-            return await pool.provider.job_configuration.from_template_and_values(
-                pool.work_pool.base_job_template, flow_run.job_variables or {}, owner.api.client
-            )
+    except DeploymentGone:
+        return await _pool_default_configuration(owner, flow_run, pool)
+
+
+async def _pool_default_configuration(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> object:
+    """The pool's template with the run's own job variables where they still build, else alone."""
+    configuration_class = pool.provider.job_configuration
+    template = pool.work_pool.base_job_template
+    with owner.api.guard():
+        try:
+            return await configuration_class.from_template_and_values(template, flow_run.job_variables or {}, owner.api.client)
+        except Exception:  # noqa: BLE001 - the run's own variables are what no longer builds (outages raise again)
+            return await configuration_class.from_template_and_values(template, {}, owner.api.client)

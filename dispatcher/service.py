@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 from contextlib import AsyncExitStack
 
 from dispatcher.config import DispatcherConfig
-from dispatcher.http import serve_http
+from dispatcher.health import HealthReport
+from dispatcher.http import HttpService
 from dispatcher.ledger import Ledger
 from dispatcher.workspace import WorkspaceDispatcher
 from providers import provider_class
@@ -43,17 +45,38 @@ def default_worker_name() -> str:
 
 
 class Dispatcher:
-    def __init__(self, config: DispatcherConfig) -> None:
+    def __init__(self, config: DispatcherConfig, sock: socket.socket | None = None) -> None:
         self.config = config
         self.providers = ProviderSet(config.providers)
         self.workspaces: list[WorkspaceDispatcher] = []
         self.ledger: Ledger | None = None
+        self._sock = sock  # the service port, bound before start-up so "in use" is found at once
+        self._stop_requested = asyncio.Event()
 
     def healthy(self) -> bool:
+        """Every workspace has started serving (start-up is over)."""
         return bool(self.workspaces) and all(ws.ready.is_set() for ws in self.workspaces)
 
+    def readiness(self) -> HealthReport:
+        if not self.healthy():
+            return HealthReport(status="starting")
+        workspaces = {ws.ws.name: ws.health() for ws in self.workspaces}
+        ready = all(h.ready for h in workspaces.values())
+        return HealthReport(status="ready" if ready else "not ready", workspaces=workspaces)
+
+    def alive(self) -> bool:
+        return all(ws.alive() for ws in self.workspaces)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested.is_set()
+
+    def request_stop(self) -> None:
+        """Stop claiming, finish or hand over submissions, exit (SIGTERM)."""
+        self._stop_requested.set()
+
     async def run(self) -> None:
-        """Serve every workspace until cancelled."""
+        """Serve every workspace until ``request_stop()`` (graceful) or cancellation (immediate)."""
         async with AsyncExitStack() as stack:
             self.ledger = await Ledger.open(self.config.ledger_dsn)
             stack.push_async_callback(self.ledger.close)
@@ -63,8 +86,47 @@ class Dispatcher:
                 WorkspaceDispatcher(self.config, ws, self.ledger, self.providers.get, worker_name)
                 for ws in self.config.workspaces
             ]
-            tasks = [ws.run() for ws in self.workspaces]
-            if self.config.service.port:
-                tasks.append(serve_http(self.config.service.host, self.config.service.port, self.healthy))
+            serving = [asyncio.create_task(ws.run(), name=f"workspace {ws.ws.name}") for ws in self.workspaces]
+            http = self._http_service()
+            http_task = asyncio.create_task(http.serve(self._sock), name="http") if http else None
             log.info("dispatcher %s serving %d workspace(s)", worker_name, len(self.workspaces))
-            await asyncio.gather(*tasks)
+            try:
+                await self._until_stop_or_failure(serving)
+                await self._shut_down(serving)
+            finally:
+                await _cancel_all(serving)
+                if http is not None and http_task is not None:
+                    http.stop()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await http_task
+
+    def _http_service(self) -> HttpService | None:
+        service = self.config.service
+        if not service.port and self._sock is None:
+            return None
+        return HttpService(service.host, service.port, self.readiness, self.alive)
+
+    async def _until_stop_or_failure(self, serving: list[asyncio.Task]) -> None:
+        stop = asyncio.create_task(self._stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait([*serving, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        for task in done:
+            if task is not stop:
+                task.result()  # a workspace that ended on its own failed to start: raise why
+
+    async def _shut_down(self, serving: list[asyncio.Task]) -> None:
+        grace = self.config.loop.shutdown_grace_s
+        log.info("stopping: no new claims; submissions in flight get up to %.0f s", grace)
+        await asyncio.gather(*(ws.shutdown(grace) for ws in self.workspaces))
+        await _cancel_all(serving)
+        log.info("stopped")
+
+
+async def _cancel_all(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

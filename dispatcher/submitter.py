@@ -15,16 +15,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 from prefect.client.schemas.objects import FlowRun
-from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Crashed, Failed, Pending
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.jobconfig import build_configuration
-from dispatcher.ledger import Ledger
+from dispatcher.jobconfig import DeploymentGone, build_configuration
+from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.limits import check_resources, violations_message
 from dispatcher.pools import ServedPool, TrackedRun
-from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
 from dispatcher.retry import call_with_retries
 from providers.base import RunLimits, SubmitRequest
 from providers.errors import InvalidJobConfiguration, ProviderError
@@ -77,16 +76,28 @@ class Submitter:
         return result.outcome
 
     async def submit_claimed(self, flow_run: FlowRun, pool: ServedPool) -> None:
-        """Everything after the claim. Never raises for per-run problems: they become states."""
+        """Everything after the claim. Per-run problems become final states; only an unavailable
+        Prefect or ledger is raised (the run stays claimed and recovery re-drives it)."""
         try:
             configuration = await self._configuration(flow_run, pool)
-            await self._submit(flow_run, pool, configuration)
         except RunRejected as rejected:
             await self._end_run(flow_run, pool, rejected)
+            return
+        try:
+            await self._submit(flow_run, pool, configuration)
+        except (PrefectUnavailable, LedgerUnavailable):
+            raise
         except ProviderError as exc:
-            metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
-            await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {exc}"))
-            await self.ledger.set_final_state(str(flow_run.id), "Crashed")
+            await self._crash_unsubmitted(flow_run, pool, str(exc))
+        except Exception as exc:  # a bug must end this run plainly, not re-drive it forever
+            log.exception("submitting flow run %s failed unexpectedly", flow_run.id)
+            metrics.RUN_ERRORS.labels(self.ws.name, "submit").inc()
+            await self._crash_unsubmitted(flow_run, pool, f"internal error in the dispatcher ({type(exc).__name__})")
+
+    async def _crash_unsubmitted(self, flow_run: FlowRun, pool: ServedPool, why: str) -> None:
+        metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
+        await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {why}"))
+        await self._set_final_state(flow_run, "Crashed")
 
     async def _refuse_rerun(self, flow_run: FlowRun) -> None:
         """A finished run set back to Scheduled (the UI's Retry) cannot get fresh infrastructure yet.
@@ -112,8 +123,8 @@ class Submitter:
             request = provider.resources(configuration)
         except InvalidJobConfiguration as exc:
             raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc.message}.") from None
-        except ObjectNotFound:
-            raise RunRejected("Cancelled", f"Deployment {flow_run.deployment_id} no longer exists, cancelled run.") from None
+        except DeploymentGone as exc:
+            raise RunRejected("Cancelled", str(exc)) from None
         violations = check_resources(request, pool.limits, f"pool {pool.name!r}")
         if violations:
             raise RunRejected("LimitExceeded", violations_message(violations))
@@ -184,7 +195,13 @@ class Submitter:
             state = Failed(name=rejected.state_name, message=rejected.message)
         await self._set_state(flow_run, state)
         if rejected.state_name != "RerunNotSupported":  # keep the first attempt's record as it was
-            await self.ledger.set_final_state(str(flow_run.id), rejected.state_name)
+            await self._set_final_state(flow_run, rejected.state_name)
+
+    async def _set_final_state(self, flow_run: FlowRun, state_name: str) -> None:
+        try:
+            await self.ledger.set_final_state(str(flow_run.id), state_name)
+        except LedgerError:  # the claim was never recorded (the ledger was down then): nothing to close
+            log.debug("flow run %s has no ledger row to close", flow_run.id)
 
     async def _set_state(self, flow_run: FlowRun, state: object) -> None:
         result = await self.workspace.propose(flow_run.id, state)  # type: ignore[arg-type]

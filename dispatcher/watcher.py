@@ -8,38 +8,42 @@ turns each pair into an action. Nothing here is per-cloud.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
 from uuid import UUID
 
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelled, Crashed, Failed
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.decisions import TERMINAL, Action, Observation, decide
-from dispatcher.ledger import Ledger, LedgerError
+from dispatcher.decisions import TERMINAL, Action, Decision, Observation, decide, over_runtime_cap
+from dispatcher.health import QuietErrors
+from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.pools import TrackedRun
-from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
 from dispatcher.retry import call_with_retries
 from providers.base import InfraPhase, InfraStatus, Provider, RunRef
 from providers.errors import ProviderError
 
 log = logging.getLogger(__name__)
-_READ_CHUNK = 200
 
 
 class Watcher:
     """The in-flight set of one workspace and what happens to it."""
 
-    def __init__(self, workspace: PrefectWorkspace, ws: WorkspaceConfig, ledger: Ledger, loop: LoopConfig) -> None:
+    def __init__(
+        self, workspace: PrefectWorkspace, ws: WorkspaceConfig, ledger: Ledger, loop: LoopConfig, errors: QuietErrors
+    ) -> None:
         self.workspace = workspace
         self.ws = ws
         self.ledger = ledger
         self.loop = loop
+        self.errors = errors
         self.tracked: dict[UUID, TrackedRun] = {}
+        self._ledger_failed_this_tick = False
 
     def track(self, run: TrackedRun) -> None:
         self.tracked.setdefault(run.flow_run_id, run)
@@ -50,20 +54,52 @@ class Watcher:
         metrics.INFLIGHT.labels(self.ws.name).set(len(self.tracked))
 
     async def tick(self) -> None:
-        """Observe all tracked runs once and act."""
+        """Observe all tracked runs once and act on each, each on its own.
+
+        Prefect down: runs past their cap are stopped anyway (their TimedOut state follows
+        when Prefect is back), the rest waits. Ledger down: runs that only need metering wait
+        in the set; cancellations and caps of the others go on.
+        """
         if not self.tracked:
             return
         statuses = await self._observe_infrastructure(list(self.tracked.values()))
-        runs = await self._read_runs(list(statuses))
+        try:
+            runs = await self.workspace.read_runs(list(statuses))
+        except PrefectUnavailable:
+            await self._enforce_caps_without_prefect(statuses)
+            raise
+        self._ledger_failed_this_tick = False
         for flow_run_id, status in statuses.items():
             tracked = self.tracked.get(flow_run_id)
-            if tracked is None:
+            if tracked is not None:
+                await self._handle_isolated(tracked, runs.get(flow_run_id), status)
+
+    async def _handle_isolated(self, tracked: TrackedRun, flow_run: FlowRun | None, status: InfraStatus | None) -> None:
+        subject = f"flow run {tracked.flow_run_id}"
+        try:
+            await self._handle(tracked, flow_run, status)
+        except PrefectUnavailable:
+            raise  # every other run needs Prefect too: end the tick, the loop backs off
+        except LedgerUnavailable:
+            self._ledger_failed_this_tick = True  # metering waits; the next tick tries again
+        except ProviderError as exc:
+            log.warning("acting on flow run %s failed: %s", tracked.flow_run_id, exc)
+        except Exception as exc:  # noqa: BLE001 - one run's trouble must not stop the others'
+            self.errors.report("watch", subject, exc)
+        else:
+            self.errors.cleared(subject)
+
+    async def _enforce_caps_without_prefect(self, statuses: dict[UUID, InfraStatus | None]) -> None:
+        for flow_run_id, status in statuses.items():
+            tracked = self.tracked.get(flow_run_id)
+            if tracked is None or status is None or tracked.timeout_stop_requested:
                 continue
-            flow_run = runs.get(flow_run_id)
-            try:
-                await self._handle(tracked, flow_run, status)
-            except ProviderError as exc:
-                log.warning("acting on flow run %s failed: %s", flow_run_id, exc)
+            if over_runtime_cap(status, seconds_since(tracked.submitted_at), tracked.max_runtime_s):
+                log.warning("flow run %s is over its runtime cap and Prefect is unreachable: stopping it now, "
+                            "its TimedOut state follows when Prefect is back", flow_run_id)
+                tracked.timeout_stop_requested = True
+                with contextlib.suppress(ProviderError):
+                    await self._stop(tracked, "runtime cap exceeded")
 
     async def _observe_infrastructure(self, tracked: list[TrackedRun]) -> dict[UUID, InfraStatus | None]:
         """Status per run; None where the provider could not be reached this tick."""
@@ -86,16 +122,6 @@ class Watcher:
             statuses.update({run.flow_run_id: status for run, status in zip(runs, observed)})
         return statuses
 
-    async def _read_runs(self, ids: list[UUID]) -> dict[UUID, FlowRun]:
-        runs: dict[UUID, FlowRun] = {}
-        for start in range(0, len(ids), _READ_CHUNK):
-            chunk = ids[start : start + _READ_CHUNK]
-            page = await self.workspace.client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
-            )
-            runs.update({run.id: run for run in page})
-        return runs
-
     async def _handle(self, tracked: TrackedRun, flow_run: FlowRun | None, status: InfraStatus | None) -> None:
         if flow_run is None:  # deleted from Prefect: stop what it left behind, meter it, forget it
             await self._stop(tracked, "flow run was deleted")
@@ -114,6 +140,7 @@ class Watcher:
         decision = decide(
             Observation(
                 run_state=state_type,
+                run_state_name=flow_run.state.name if flow_run.state else "",
                 infra=status,
                 elapsed_s=seconds_since(tracked.submitted_at),
                 max_runtime_s=tracked.max_runtime_s,
@@ -121,9 +148,10 @@ class Watcher:
                 stop_requested=tracked.timeout_stop_requested,
             )
         )
-        await self._act(tracked, flow_run, status, decision.action, decision.message)
+        await self._act(tracked, flow_run, status, decision)
 
-    async def _act(self, tracked: TrackedRun, flow_run: FlowRun, status: InfraStatus, action: Action, message: str) -> None:
+    async def _act(self, tracked: TrackedRun, flow_run: FlowRun, status: InfraStatus, decision: Decision) -> None:
+        action, message = decision.action, decision.message
         if action == Action.WAIT:
             return
         if action == Action.FINISH:
@@ -144,7 +172,7 @@ class Watcher:
             tracked.timeout_stop_requested = True
             await self._stop(tracked, message)
         elif action == Action.MARK_TIMED_OUT:
-            await self._propose(tracked, Failed(name="TimedOut", message=message))
+            await self._propose(tracked, Failed(name="TimedOut", message=message), force=decision.force)
         elif action == Action.STOP_LEFTOVER:
             await self._stop(tracked, message, rate_limited=True)
 
@@ -172,6 +200,8 @@ class Watcher:
         await self._propose(tracked, Crashed(message=message))
 
     async def _finish(self, tracked: TrackedRun, status: InfraStatus | None, state_name: str) -> None:
+        if self._ledger_failed_this_tick:  # one failed ledger call per tick, not one per ended run
+            raise LedgerUnavailable("ledger: failed earlier in this tick", self.ledger.health)
         started = status.started_at if status and status.started_at else tracked.last_started_at
         stopped = status.stopped_at if status and status.stopped_at else tracked.last_stopped_at
         if started is not None and stopped is None:
@@ -202,8 +232,8 @@ class Watcher:
         metrics.PROVIDER_CALLS.labels(provider.kind, "stop").inc()
         await call_with_retries(provider.kind, "stop", lambda: provider.stop(_ref(tracked), reason), deadline_s=30)
 
-    async def _propose(self, tracked: TrackedRun, state: object) -> None:
-        result = await self.workspace.propose(tracked.flow_run_id, state)  # type: ignore[arg-type]
+    async def _propose(self, tracked: TrackedRun, state: object, force: bool = False) -> None:
+        result = await self.workspace.propose(tracked.flow_run_id, state, force=force)  # type: ignore[arg-type]
         name = getattr(state, "name", "?")
         if result.outcome == Proposal.ACCEPTED:
             metrics.STATE_CHANGES.labels(self.ws.name, name).inc()

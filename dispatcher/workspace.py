@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from uuid import UUID
@@ -20,6 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from dispatcher import metrics
 from dispatcher.config import DispatcherConfig, WorkspaceConfig
 from dispatcher.events import ring_on_new_runs
+from dispatcher.health import Dependency, DependencyUnavailable, LoopHealth, QuietErrors, WorkspaceHealth, workspace_health
 from dispatcher.ledger import Ledger
 from dispatcher.limits import effective_limits
 from dispatcher.pools import ServedPool
@@ -45,16 +47,35 @@ class WorkspaceDispatcher:
         self.loop = config.loop
         self.ledger = ledger
         self._providers = providers
-        self.api = PrefectWorkspace(ws, worker_name)
+        self.api = PrefectWorkspace(ws, worker_name, client_retries=self.loop.prefect_client_retries)
         self.pools: dict[str, ServedPool] = {}
-        self.watcher = Watcher(self.api, ws, ledger, self.loop)
+        self.errors = QuietErrors(ws.name)
+        self.watcher = Watcher(self.api, ws, ledger, self.loop, self.errors)
         self.submitter = Submitter(self.api, ws, ledger, self.loop, self.watcher.track)
         self.recovery = Recovery(self)
-        self._handling: set[UUID] = set()
+        self.loops: dict[str, LoopHealth] = {}
+        self._handling: dict[UUID, asyncio.Task] = {}  # every run between poll and recorded submission
+        self._claimed: set[UUID] = set()  # of those, the ones whose claim was accepted
         self._doorbells: dict[str, asyncio.Event] = {}
         self._submit_slots = asyncio.Semaphore(self.loop.max_concurrent_submissions)
         self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
         self.ready = asyncio.Event()
+
+    # -- health ---------------------------------------------------------------------------
+
+    @property
+    def dependencies(self) -> list[Dependency]:
+        return [self.api.health, self.ledger.health]
+
+    def health(self) -> WorkspaceHealth:
+        return workspace_health(self.dependencies, list(self.loops.values()), time.time())
+
+    def alive(self) -> bool:
+        now = time.time()
+        return all(loop.alive(now) for loop in self.loops.values())
+
+    # -- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -74,6 +95,22 @@ class WorkspaceDispatcher:
             finally:
                 for task in list(self._tasks):
                     task.cancel()
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop claiming; let accepted claims finish submitting for up to ``grace_s``, then leave
+        the rest to recovery (another replica, or this one after its restart, re-drives them)."""
+        self._stopping = True
+        waiting = [task for run_id, task in self._handling.items() if run_id not in self._claimed]
+        for task in waiting:  # not claimed yet: nothing to hand over
+            task.cancel()
+        submitting = [task for run_id, task in self._handling.items() if run_id in self._claimed]
+        if submitting:
+            log.info("workspace %s: waiting up to %.0f s for %d submissions in flight", self.ws.name, grace_s, len(submitting))
+            _, pending = await asyncio.wait(submitting, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("workspace %s: %d submissions handed over to recovery", self.ws.name, len(pending))
 
     async def _load_pools(self) -> None:
         for pool_config in self.ws.pools:
@@ -99,20 +136,31 @@ class WorkspaceDispatcher:
     async def _every(
         self, interval_s: float, step: Callable[[], Awaitable[None]], name: str, doorbell: asyncio.Event | None = None
     ) -> None:
-        """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors are counted, never fatal."""
-        while True:
+        """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors back off, never end the loop."""
+        health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s)
+        failures = 0
+        while not self._stopping:
+            wait_s = interval_s
             try:
                 await step()
+                health.ticked(ok=True)
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - a loop must survive anything; see QuietErrors
+                health.ticked(ok=False)
+                failures += 1
                 metrics.LOOP_ERRORS.labels(self.ws.name, name.split(":")[0]).inc()
-                log.exception("workspace %s: %s loop failed; continuing", self.ws.name, name)
-            if doorbell is None:
-                await asyncio.sleep(interval_s)
+                if isinstance(exc, DependencyUnavailable):
+                    wait_s = exc.dependency.backoff_s(interval_s)
+                else:
+                    self.errors.report(name.split(":")[0], f"loop {name}", exc)
+                    wait_s = min(30.0, max(interval_s, 1.0) * 2 ** min(failures - 1, 5))
+            if doorbell is None or failures:
+                await asyncio.sleep(wait_s)
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(doorbell.wait(), interval_s)
+                await asyncio.wait_for(doorbell.wait(), wait_s)
             doorbell.clear()
 
     def _ring(self, pool: str) -> None:
@@ -123,11 +171,19 @@ class WorkspaceDispatcher:
         async def poll() -> None:
             before = utcnow() + timedelta(seconds=self.loop.prefetch_s)
             for flow_run in await self.api.due_runs(pool.name, pool.config.work_queues, before):
-                if flow_run.id not in self._handling:
-                    self._handling.add(flow_run.id)
-                    self.spawn(self._dispatch(flow_run, pool))
+                if flow_run.id not in self._handling and not self._stopping:
+                    self._handle(flow_run.id, self._dispatch(flow_run, pool))
 
         return poll
+
+    def _handle(self, flow_run_id: UUID, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._handling[flow_run_id] = task
+        task.add_done_callback(lambda _: self._release(flow_run_id))
+
+    def _release(self, flow_run_id: UUID) -> None:
+        self._handling.pop(flow_run_id, None)
+        self._claimed.discard(flow_run_id)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -141,26 +197,30 @@ class WorkspaceDispatcher:
             if delay > 0:
                 await asyncio.sleep(delay)
             async with self._submit_slots:
+                if self._stopping:
+                    return
                 # WAIT (too early by Prefect's clock) and REFUSED leave the run to the next poll.
                 outcome = await self.submitter.claim(flow_run, pool)
                 if outcome == Proposal.ACCEPTED:
+                    self._claimed.add(flow_run.id)
                     await self.submitter.submit_claimed(flow_run, pool)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - recovery re-drives a claimed run; see QuietErrors
             metrics.LOOP_ERRORS.labels(self.ws.name, "dispatch").inc()
-            log.exception("dispatching flow run %s failed; recovery will re-drive it", flow_run.id)
-        finally:
-            self._handling.discard(flow_run.id)
+            self.errors.report("dispatch", f"flow run {flow_run.id}", exc)
 
-    async def redrive(self, flow_run: FlowRun, pool: ServedPool) -> None:
+    def redrive(self, flow_run: FlowRun, pool: ServedPool) -> None:
         """Submit a run that is already ours (PENDING, no infrastructure id) again, idempotently."""
-        if flow_run.id in self._handling:
+        if flow_run.id in self._handling or self._stopping:
             return
-        self._handling.add(flow_run.id)
+        self._claimed.add(flow_run.id)
+        self._handle(flow_run.id, self._redrive(flow_run, pool))
+
+    async def _redrive(self, flow_run: FlowRun, pool: ServedPool) -> None:
         try:
             async with self._submit_slots:
                 await self.submitter.submit_claimed(flow_run, pool)
-        finally:
-            self._handling.discard(flow_run.id)
+        except Exception as exc:  # noqa: BLE001 - the next recovery pass tries again
+            self.errors.report("redrive", f"flow run {flow_run.id}", exc)
 
     def is_handling(self, flow_run_id: UUID) -> bool:
         return flow_run_id in self._handling

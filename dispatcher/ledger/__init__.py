@@ -7,13 +7,14 @@ billing rules it applies.
 
 from .metering import billable_minutes, compute_seconds, usage_month
 from .models import LedgerRun, UsageRow
-from .store import Ledger, LedgerError
+from .store import Ledger, LedgerError, LedgerUnavailable
 from .tables import Base, RunRecord, UTCDateTime
 
 __all__ = [
     "Base",
     "Ledger",
     "LedgerError",
+    "LedgerUnavailable",
     "LedgerRun",
     "RunRecord",
     "UTCDateTime",

@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+CONNECT_TIMEOUT_SECONDS = 10
+COMMAND_TIMEOUT_SECONDS = 30
+POOL_TIMEOUT_SECONDS = 15
 
 # Plain scheme -> the async driver the ledger is written for.
 _ASYNC_DRIVERS = {
@@ -55,7 +58,11 @@ def create_ledger_engine(url: URL) -> AsyncEngine:
         # NULL" then re-checks the committed row and matches nothing, instead
         # of failing with a serialization error under a stricter server default.
         # pre_ping: a long-lived dispatcher must survive server restarts.
-        return create_async_engine(url, pool_pre_ping=True, isolation_level="READ COMMITTED")
+        # Timeouts: a cut network must fail a call in seconds, not hang a loop until TCP gives up.
+        return create_async_engine(
+            url, pool_pre_ping=True, isolation_level="READ COMMITTED", pool_timeout=POOL_TIMEOUT_SECONDS,
+            connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": COMMAND_TIMEOUT_SECONDS},
+        )
     ensure_sqlite_directory(url)
     engine = create_async_engine(url, connect_args=_sqlite_connect_args())
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)

@@ -9,12 +9,17 @@ dispatcher replicas sharing the ledger.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dispatcher.health import Dependency, DependencyUnavailable, describe_error
 
 from . import metering
 from .engine import create_ledger_engine, ledger_url
@@ -29,12 +34,45 @@ class LedgerError(Exception):
     """The ledger cannot honour the request (e.g. the run is not recorded)."""
 
 
+class LedgerUnavailable(DependencyUnavailable):
+    """The ledger database could not be reached (connection refused or lost, locked, timed out)."""
+
+
+def is_ledger_outage(exc: BaseException) -> bool:
+    """Connection-level failures; constraint or SQL errors are bugs and are not hidden as outages."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
+    return isinstance(exc, (OSError, TimeoutError))
+
+
 class Ledger:
     """Async access to the ``runs`` table. Create with :meth:`Ledger.open`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._insert: Callable[[Any], Any] = _dialect_insert(engine.dialect.name)
+        #: Shared by every workspace the process serves; its outages are logged once each way.
+        self.health = Dependency("ledger", "")
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._guarded(self._engine.begin)
+
+    def _reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._guarded(self._engine.connect)
+
+    @asynccontextmanager
+    async def _guarded(self, open_connection: Callable[[], Any]) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with open_connection() as connection:
+                yield connection
+        except Exception as exc:
+            if not is_ledger_outage(exc):
+                raise
+            self.health.failed(exc)
+            raise LedgerUnavailable(f"ledger: {describe_error(exc)}", self.health) from exc
+        self.health.succeeded()
 
     @classmethod
     async def open(cls, dsn: str) -> "Ledger":
@@ -72,7 +110,7 @@ class Ledger:
             )
             .on_conflict_do_nothing(index_elements=[RunRecord.flow_run_id])
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             result = await connection.execute(statement)
         return result.rowcount == 1
 
@@ -112,7 +150,7 @@ class Ledger:
                 "updated_at": insert.excluded.updated_at,
             },
         ).returning(RunRecord.infrastructure_id)
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             return (await connection.execute(statement)).scalar_one()
 
     async def meter(
@@ -139,7 +177,7 @@ class Ledger:
             .where(RunRecord.flow_run_id == flow_run_id, RunRecord.metered_at.is_(None))
             .values(**values, exit_code=exit_code, reason=reason, metered_at=now, updated_at=now)
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             if (await connection.execute(statement)).rowcount == 1:
                 return True
         if await self.get(flow_run_id) is None:
@@ -153,7 +191,7 @@ class Ledger:
             .where(RunRecord.flow_run_id == flow_run_id)
             .values(final_state=state_name, updated_at=_now())
         )
-        async with self._engine.begin() as connection:
+        async with self._transaction() as connection:
             if (await connection.execute(statement)).rowcount == 0:
                 raise LedgerError(f"cannot set state of unknown flow run {flow_run_id}")
 
@@ -178,13 +216,13 @@ class Ledger:
         if workspace is not None:
             statement = statement.where(RunRecord.workspace == workspace)
         statement = statement.order_by(RunRecord.claimed_at, RunRecord.flow_run_id)
-        async with self._engine.connect() as connection:
+        async with self._reading() as connection:
             rows = (await connection.execute(statement)).all()
         return [LedgerRun.model_validate(row) for row in rows]
 
     async def get(self, flow_run_id: str) -> Optional[LedgerRun]:
         statement = select(runs_table).where(RunRecord.flow_run_id == flow_run_id)
-        async with self._engine.connect() as connection:
+        async with self._reading() as connection:
             row = (await connection.execute(statement)).one_or_none()
         return None if row is None else LedgerRun.model_validate(row)
 
@@ -204,7 +242,7 @@ class Ledger:
             .group_by(RunRecord.workspace, RunRecord.usage_month)
             .order_by(RunRecord.workspace, RunRecord.usage_month)
         )
-        async with self._engine.connect() as connection:
+        async with self._reading() as connection:
             rows = (await connection.execute(statement)).all()
         return [
             UsageRow(
@@ -222,7 +260,7 @@ class Ledger:
         statement = select(func.coalesce(func.sum(RunRecord.billed_minutes), 0)).where(
             *_metered_filter(workspace, month)
         )
-        async with self._engine.connect() as connection:
+        async with self._reading() as connection:
             return int((await connection.execute(statement)).scalar_one())
 
 

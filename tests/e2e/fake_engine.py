@@ -21,9 +21,16 @@ import httpx
 
 
 def propose(client: httpx.Client, run_id: str, state_type: str) -> None:
+    """Like the engine: a state Prefect does not accept ends the process with an error."""
     body = {"state": {"type": state_type, "name": state_type.title(),
                       "state_details": {"transition_id": str(uuid.uuid4())}}}
-    client.post(f"/flow_runs/{run_id}/set_state", json=body).raise_for_status()
+    response = client.post(f"/flow_runs/{run_id}/set_state", json=body)
+    response.raise_for_status()
+    answer = response.json()
+    if answer.get("status") != "ACCEPT":
+        print(json.dumps({"run": run_id, "proposed": state_type, "answer": answer.get("status"),
+                          "details": answer.get("details")}), flush=True)
+        sys.exit(3)
 
 
 def main() -> int:

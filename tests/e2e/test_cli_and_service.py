@@ -91,7 +91,10 @@ async def test_healthz_and_metrics(prefect_api_url, local_pool, tmp_path):
                 except httpx.ConnectError:
                     await asyncio.sleep(0.1)
             metrics = await http.get("/metrics")
-    assert health.status_code == 200 and health.json() == {"status": "ok"}
+            live = await http.get("/livez")
+    assert health.status_code == 200, health.text
+    assert health.json() == {"status": "ready", "workspaces": {"test": {"ready": True, "failing": []}}}
+    assert live.status_code == 200 and live.json() == {"status": "alive"}
     assert "# TYPE dispatcher_claim_latency_seconds histogram" in metrics.text
     assert "dispatcher_inflight_runs" in metrics.text
 

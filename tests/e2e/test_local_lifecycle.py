@@ -115,6 +115,25 @@ async def test_run_over_max_runtime_times_out(prefect_api_url, prefect_client, l
     assert not _alive(pid)
 
 
+async def test_runtime_cap_ends_timed_out_however_late_the_watcher_comes(prefect_api_url, prefect_client, local_pool, tmp_path):
+    """The watcher ticks every 10 s here, long after the supervisor's backstop (cap + 2 s grace)
+    killed the flow and the dying engine set its own Crashed: the run still ends TimedOut."""
+    from dispatcher.config import LoopConfig
+
+    run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
+    config = dispatcher_config(prefect_api_url, local_pool, tmp_path, pool_type_limits=Limits(max_runtime_s=3),
+                               loop=LoopConfig(poll_interval_s=0.2, watch_interval_s=10, pending_grace_s=15))
+    async with running_dispatcher(config):
+        runs = await wait_until(prefect_client, [run.id], lambda r: is_final(r) and r.state.name == "TimedOut", timeout_s=90)
+        exited = json.loads((tmp_path / "local-runs" / str(run.id) / "exited.json").read_text())
+    assert exited["cause"] == "TIMED_OUT"  # the backstop, not the watcher, stopped it
+    state = runs[run.id].state
+    assert (state.type.value, state.name) == ("FAILED", "TimedOut")
+    assert "maximum runtime of 3s" in state.message
+    names = [s.name for s in await prefect_client.read_flow_run_states(run.id)]
+    assert names[-1] == "TimedOut"
+
+
 async def test_over_limit_request_is_refused_without_starting(prefect_api_url, prefect_client, local_pool, tmp_path):
     run = await _one_run(prefect_client, local_pool, "hello", job_variables={"memory": 65536})
     config = dispatcher_config(prefect_api_url, local_pool, tmp_path, limits=Limits(max_memory_mib=16384))
