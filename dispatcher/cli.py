@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from dispatcher.config import DispatcherConfig, load_config
+from dispatcher.config import DispatcherConfig, default_ledger_dsn, load_config
 from dispatcher.logs import configure_logging
 
 
@@ -61,8 +61,7 @@ def _usage(args: argparse.Namespace) -> int:
 
     dsn = args.ledger
     if dsn is None:
-        config = load_config(Path(args.config)) if args.config else DispatcherConfig(workspaces=[])
-        dsn = config.ledger_dsn
+        dsn = load_config(Path(args.config)).ledger_dsn if args.config else default_ledger_dsn()
     asyncio.run(print_usage(dsn, workspace=args.workspace, month=args.month, as_json=args.json))
     return 0
 
