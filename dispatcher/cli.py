@@ -6,29 +6,36 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
-from dispatcher.config import DispatcherConfig, default_ledger_dsn, load_config
+from dispatcher.config import ConfigError, DispatcherConfig, default_ledger_dsn, load_config
 from dispatcher.logs import configure_logging
+from dispatcher.startup_errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_PORT, EXIT_USAGE, StartupError
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dispatcher.startup import bind_service_socket
+
     config = load_config(Path(args.config))
     configure_logging(config.service.log_level, args.log_json or config.service.log_json)
-    asyncio.run(_serve_until_signalled(config))
+    http_socket = bind_service_socket(config.service.host, config.service.port)
+    try:
+        asyncio.run(_serve_until_signalled(config, http_socket))
+    finally:
+        if http_socket is not None:
+            http_socket.close()
     return 0
 
 
-async def _serve_until_signalled(config: DispatcherConfig) -> None:
+async def _serve_until_signalled(config: DispatcherConfig, http_socket: socket.socket | None) -> None:
     """SIGTERM (docker stop, Kubernetes) and SIGINT stop the service cleanly.
 
     Nothing needs draining: a submission cut short is re-driven by the next
     replica or restart, and runs keep executing on their infrastructure.
     """
-    from dispatcher.service import Dispatcher
-
-    task = asyncio.create_task(Dispatcher(config).run())
+    task = asyncio.create_task(_start_and_serve(config, http_socket))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
@@ -36,6 +43,14 @@ async def _serve_until_signalled(config: DispatcherConfig) -> None:
         await task
     except asyncio.CancelledError:
         pass
+
+
+async def _start_and_serve(config: DispatcherConfig, http_socket: socket.socket | None) -> None:
+    from dispatcher.service import Dispatcher
+    from dispatcher.startup import ensure_dependencies
+
+    await ensure_dependencies(config)  # ledger, then each Prefect (waited for up to startup_timeout_s)
+    await Dispatcher(config, http_socket).run()
 
 
 def _pool_create(args: argparse.Namespace) -> int:
@@ -72,11 +87,25 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(runs=args.runs))
 
 
+EXIT_CODES = f"""exit codes:
+  0  success (serve: stopped by SIGTERM/SIGINT)
+  {EXIT_USAGE}  command-line usage error
+  {EXIT_CONFIG}  configuration file missing, unreadable or invalid (one line per problem)
+  {EXIT_DEPENDENCY}  a dependency is unreachable or refuses us at start (Prefect, its auth, the ledger,
+     a provider's SDK or settings), or a configured pool is unknown or not a push type
+  {EXIT_PORT}  the service port cannot be bound
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dispatcher", description="Push execution for Prefect work pools.")
+    parser = argparse.ArgumentParser(
+        prog="dispatcher", description="Push execution for Prefect work pools.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="Run the dispatcher service.")
+    serve = sub.add_parser("serve", help="Run the dispatcher service.", epilog=EXIT_CODES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
     serve.add_argument("--log-json", action="store_true", help="One JSON object per log line.")
     serve.set_defaults(func=_serve)
@@ -107,7 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(exc.problems, EXIT_CONFIG)
+    except StartupError as exc:
+        return _fail(exc.lines, exc.exit_code)
+
+
+def _fail(lines: list[str], exit_code: int) -> int:
+    """An operator's problem: its lines, no traceback (they say everything a traceback would)."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -23,8 +24,8 @@ def build_app(healthy: Callable[[], bool]) -> Starlette:
     return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
 
 
-async def serve_http(host: str, port: int, healthy: Callable[[], bool]) -> None:
+async def serve_http(host: str, port: int, healthy: Callable[[], bool], sock: socket.socket | None = None) -> None:
     config = uvicorn.Config(build_app(healthy), host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
-    await server.serve()
+    await server.serve(sockets=[sock] if sock else None)  # a pre-bound socket: port conflicts found at start

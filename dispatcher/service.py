@@ -43,8 +43,9 @@ def default_worker_name() -> str:
 
 
 class Dispatcher:
-    def __init__(self, config: DispatcherConfig) -> None:
+    def __init__(self, config: DispatcherConfig, http_socket: socket.socket | None = None) -> None:
         self.config = config
+        self.http_socket = http_socket  # bound by the CLI before start, so a taken port fails early
         self.providers = ProviderSet(config.providers)
         self.workspaces: list[WorkspaceDispatcher] = []
         self.ledger: Ledger | None = None
@@ -65,6 +66,6 @@ class Dispatcher:
             ]
             tasks = [ws.run() for ws in self.workspaces]
             if self.config.service.port:
-                tasks.append(serve_http(self.config.service.host, self.config.service.port, self.healthy))
+                tasks.append(serve_http(self.config.service.host, self.config.service.port, self.healthy, self.http_socket))
             log.info("dispatcher %s serving %d workspace(s)", worker_name, len(self.workspaces))
             await asyncio.gather(*tasks)
