@@ -1,4 +1,4 @@
-"""``dispatcher`` command line: serve, pool create, usage, demo."""
+"""``dispatcher`` command line: serve, check, pool create, usage, demo."""
 
 from __future__ import annotations
 
@@ -53,6 +53,18 @@ async def _start_and_serve(config: DispatcherConfig, http_socket: socket.socket 
     await Dispatcher(config, http_socket).run()
 
 
+def _check(args: argparse.Namespace) -> int:
+    from dispatcher.check import failed, run_checks
+
+    config = load_config(Path(args.config))
+    pools = sum(len(ws.pools) for ws in config.workspaces)
+    print(f"ok    config {args.config}: {len(config.workspaces)} workspace(s), {pools} pool(s)", flush=True)
+    findings = asyncio.run(run_checks(config, args.timeout))
+    for finding in findings:
+        print(finding.render())
+    return EXIT_DEPENDENCY if failed(findings) else 0
+
+
 def _pool_create(args: argparse.Namespace) -> int:
     from dispatcher.poolcli import create_pool
 
@@ -88,7 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 EXIT_CODES = f"""exit codes:
-  0  success (serve: stopped by SIGTERM/SIGINT)
+  0  success (serve: stopped by SIGTERM/SIGINT; check: every check passed)
   {EXIT_USAGE}  command-line usage error
   {EXIT_CONFIG}  configuration file missing, unreadable or invalid (one line per problem)
   {EXIT_DEPENDENCY}  a dependency is unreachable or refuses us at start (Prefect, its auth, the ledger,
@@ -109,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
     serve.add_argument("--log-json", action="store_true", help="One JSON object per log line.")
     serve.set_defaults(func=_serve)
+
+    check = sub.add_parser(
+        "check", help="Validate the configuration and reach every dependency, without serving.",
+        description="Validate the file (exit 3), then check each workspace's Prefect API, each pool,\n"
+                    "the ledger and each provider's settings: one line per check, exit 0 when all\n"
+                    f"pass, {EXIT_DEPENDENCY} otherwise. Writes nothing (no migration, no heartbeat, no directory).",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
+    check.add_argument("--timeout", type=float, default=10.0, help="Seconds each network check may take (default 10).")
+    check.set_defaults(func=_check)
 
     pool = sub.add_parser("pool", help="Work pools.").add_subparsers(dest="pool_command", required=True)
     create = pool.add_parser("create", help="Create a push pool with its base job template.")
