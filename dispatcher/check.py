@@ -59,8 +59,10 @@ async def _check_workspace(
     try:
         await probe_prefect(ws, timeout_s)
     except StartupError as exc:
-        skipped = [Finding(SKIP, f"pool[{ws.name}/{pool.name}] not checked: Prefect did not answer") for pool in ws.pools]
-        return [Finding(FAIL, line) for line in exc.lines] + skipped
+        reason = f"not checked: prefect[{ws.name}] failed"
+        return [Finding(FAIL, line) for line in exc.lines] + [
+            Finding(SKIP, f"pool[{ws.name}/{pool.name}] {reason}") for pool in ws.pools
+        ]
     findings = [Finding(OK, f"prefect[{ws.name}] {safe_url(ws.api_url)} reachable, authorised")]
     async with PrefectWorkspace(ws, "dispatcher-check") as api:
         for pool in ws.pools:

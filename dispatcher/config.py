@@ -149,7 +149,9 @@ class LoopConfig(BaseModel):
     listen_for_events: bool = Field(
         default=True, description="Wake pollers from Prefect's events websocket when runs are created (a speed-up)."
     )
-    prefetch_s: float = Field(default=10.0, ge=0, description="Runs due within this window are fetched and claimed on time.")
+    prefetch_s: float = Field(
+        default=10.0, ge=0, description="Runs due within this window are fetched and claimed on time."
+    )
     heartbeat_interval_s: float = Field(default=30.0, gt=0, description="Pool heartbeat period (pool shows READY).")
     watch_interval_s: float = Field(default=2.0, gt=0, description="How often in-flight runs are observed.")
     max_concurrent_submissions: int = Field(default=32, ge=1, description="Submissions in flight per workspace.")
@@ -163,7 +165,8 @@ class LoopConfig(BaseModel):
         default=30.0, gt=0, description="A PENDING run with no infrastructure id older than this is re-driven."
     )
     stop_timeout_s: float = Field(
-        default=120.0, gt=0, description="After asking infrastructure to stop, how long to wait before forcing the state."
+        default=120.0, gt=0,
+        description="After asking infrastructure to stop, how long to wait before forcing the state.",
     )
 
 

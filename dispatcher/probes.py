@@ -48,6 +48,7 @@ async def probe_prefect(ws: WorkspaceConfig, timeout_s: float = 10.0) -> None:
         api_key=ws.api_key.get_secret_value() if ws.api_key else None,
         auth_string=ws.auth_string.get_secret_value() if ws.auth_string else None,
     )
+    _no_connect_retries(client, ws.api_url)
     try:
         # Our own retry loop decides how long to wait; Prefect's would hide the error class meanwhile.
         with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
@@ -61,13 +62,30 @@ async def probe_prefect(ws: WorkspaceConfig, timeout_s: float = 10.0) -> None:
         raise PrefectUnreachable(subject, describe_exception(exc)) from None
 
 
+def _no_connect_retries(client: PrefectClient, api_url: str) -> None:
+    """Undo the 3 connection retries Prefect gives its transport (1.5 s per refused attempt).
+
+    Prefect sets them on the connection pool after creating its client; the same
+    guarded path is taken back here. Were it to change, probes would only be slower.
+    """
+    transport_for_url = getattr(client._client, "_transport_for_url", None)  # noqa: SLF001 - see above
+    transport = transport_for_url(httpx.URL(api_url)) if callable(transport_for_url) else None
+    pool = getattr(transport, "_pool", None)
+    if hasattr(pool, "_retries"):
+        pool._retries = 0  # noqa: SLF001
+
+
 def _refusal(subject: str, status: int) -> StartupError:
     if status in (401, 403):
         which = "401 Unauthorized" if status == 401 else "403 Forbidden"
-        return StartupError(f"{subject} refuses our credentials ({which}); check the workspace's api_key or auth_string")
+        return StartupError(
+            f"{subject} refuses our credentials ({which}); check the workspace's api_key or auth_string"
+        )
     if status in _TRANSIENT_STATUS:
         return PrefectUnreachable(subject, f"HTTP {status}")
-    return StartupError(f"{subject} answered HTTP {status} to an API call; is this the API root (usually ending in /api)?")
+    return StartupError(
+        f"{subject} answered HTTP {status} to an API call; is this the API root (usually ending in /api)?"
+    )
 
 
 async def probe_ledger(dsn: str, timeout_s: float = 10.0) -> str:

@@ -22,7 +22,7 @@ from prefect.exceptions import ObjectNotFound
 from dispatcher.config import DispatcherConfig, PoolConfig, WorkspaceConfig
 from dispatcher.prefect_api import PrefectWorkspace
 from dispatcher.probes import PrefectUnreachable, probe_ledger, probe_prefect
-from dispatcher.startup_errors import EXIT_DEPENDENCY, EXIT_PORT, StartupError, safe_url
+from dispatcher.startup_errors import EXIT_PORT, StartupError, safe_url
 from providers import PROVIDERS, POOL_TYPES, provider_class, provider_kind_for
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,8 @@ log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 2048
 #: Seconds between attempts to reach Prefect at start: doubling up to the cap.
 FIRST_RETRY_S, MAX_RETRY_S = 0.5, 5.0
-
-__all__ = ["EXIT_DEPENDENCY", "EXIT_PORT", "StartupError", "bind_service_socket", "ensure_dependencies",
-           "read_push_pool", "served_provider_kind", "wait_for_prefect"]
+#: How long one attempt may take: what is left of the wait, within these bounds.
+MIN_ATTEMPT_S, MAX_ATTEMPT_S = 1.0, 10.0
 
 
 def bind_service_socket(host: str, port: int) -> socket.socket | None:
@@ -89,13 +88,14 @@ async def wait_for_prefect(
     delay = FIRST_RETRY_S
     while True:
         try:
-            await probe(ws, max(min(deadline - clock(), 10.0), 0.1))
+            await probe(ws, min(max(deadline - clock(), MIN_ATTEMPT_S), MAX_ATTEMPT_S))
             return
         except PrefectUnreachable as exc:
-            if clock() + delay >= deadline:
+            remaining = deadline - clock()
+            if remaining <= 0:
                 raise PrefectUnreachable(exc.subject, exc.reason, waited_s=timeout_s) from None
-            log.warning("%s; retrying for up to %.0f s", exc, deadline - clock())
-        await sleep(delay)
+            log.warning("%s; retrying for up to %.0f s", exc, remaining)
+        await sleep(min(delay, remaining))  # the last attempt is made at the deadline, not before it
         delay = min(delay * 2, MAX_RETRY_S)
 
 

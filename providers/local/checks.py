@@ -34,7 +34,8 @@ def _state_dir(state_dir: Path) -> SettingsFinding:
     while not parent.exists():
         parent = parent.parent
     if not os.access(parent, os.W_OK | os.X_OK):
-        return SettingsFinding(level="fail", message=f"state_dir {state_dir} cannot be created: {parent} is not writable")
+        message = f"state_dir {state_dir} cannot be created: {parent} is not writable"
+        return SettingsFinding(level="fail", message=message)
     return SettingsFinding(level="ok", message=f"state_dir {state_dir} does not exist yet; serve creates it")
 
 
