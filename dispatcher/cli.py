@@ -1,4 +1,4 @@
-"""``dispatcher`` command line: serve, pool create, usage, demo."""
+"""``dispatcher`` command line: serve, check, pool create, usage, demo."""
 
 from __future__ import annotations
 
@@ -6,32 +6,46 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dispatcher.config import DispatcherConfig, load_config
+from dispatcher.config import ConfigError, DispatcherConfig, default_ledger_dsn, load_config
 from dispatcher.logs import configure_logging
+
+if TYPE_CHECKING:
+    from dispatcher.service import Dispatcher
+from dispatcher.startup_errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_PORT, EXIT_USAGE, StartupError
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dispatcher.startup import bind_service_socket
+
     config = load_config(Path(args.config))
     configure_logging(config.service.log_level, args.log_json or config.service.log_json)
-    asyncio.run(_serve_until_signalled(config))
+    http_socket = bind_service_socket(config.service.host, config.service.port)
+    try:
+        asyncio.run(_serve_until_signalled(config, http_socket))
+    finally:
+        if http_socket is not None:
+            http_socket.close()
     return 0
 
 
-async def _serve_until_signalled(config: DispatcherConfig) -> None:
+async def _serve_until_signalled(config: DispatcherConfig, http_socket: socket.socket | None) -> None:
     """SIGTERM (docker stop, Kubernetes) and SIGINT stop the service gracefully: no new claims,
     claimed submissions finish (or are left to recovery after ``loop.shutdown_grace_s``), exit.
-    A second signal, or the grace plus 10 s passing, stops at once."""
+    A second signal, a signal during start-up, or the grace plus 10 s passing, stops at once."""
     from dispatcher.service import Dispatcher
 
-    dispatcher = Dispatcher(config)
-    task = asyncio.create_task(dispatcher.run())
+    dispatcher = Dispatcher(config, http_socket)
+    serving = asyncio.Event()
+    task = asyncio.create_task(_start_and_serve(dispatcher, config, serving))
     loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
-        if dispatcher.stopping:
+        if dispatcher.stopping or not serving.is_set():
             task.cancel()
             return
         dispatcher.request_stop()
@@ -43,6 +57,26 @@ async def _serve_until_signalled(config: DispatcherConfig) -> None:
         await task
     except asyncio.CancelledError:
         pass
+
+
+async def _start_and_serve(dispatcher: Dispatcher, config: DispatcherConfig, serving: asyncio.Event) -> None:
+    from dispatcher.startup import ensure_dependencies
+
+    await ensure_dependencies(config)  # ledger, then each Prefect (waited for up to startup_timeout_s)
+    serving.set()
+    await dispatcher.run()
+
+
+def _check(args: argparse.Namespace) -> int:
+    from dispatcher.check import failed, run_checks
+
+    config = load_config(Path(args.config))
+    pools = sum(len(ws.pools) for ws in config.workspaces)
+    print(f"ok    config {args.config}: {len(config.workspaces)} workspace(s), {pools} pool(s)", flush=True)
+    findings = asyncio.run(run_checks(config, args.timeout))
+    for finding in findings:
+        print(finding.render())
+    return EXIT_DEPENDENCY if failed(findings) else 0
 
 
 def _pool_create(args: argparse.Namespace) -> int:
@@ -68,8 +102,7 @@ def _usage(args: argparse.Namespace) -> int:
 
     dsn = args.ledger
     if dsn is None:
-        config = load_config(Path(args.config)) if args.config else DispatcherConfig(workspaces=[])
-        dsn = config.ledger_dsn
+        dsn = load_config(Path(args.config)).ledger_dsn if args.config else default_ledger_dsn()
     asyncio.run(print_usage(dsn, workspace=args.workspace, month=args.month, as_json=args.json))
     return 0
 
@@ -80,14 +113,39 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(runs=args.runs))
 
 
+EXIT_CODES = f"""exit codes:
+  0  success (serve: stopped by SIGTERM/SIGINT; check: every check passed)
+  {EXIT_USAGE}  command-line usage error
+  {EXIT_CONFIG}  configuration file missing, unreadable or invalid (one line per problem)
+  {EXIT_DEPENDENCY}  a dependency is unreachable or refuses us at start (Prefect, its auth, the ledger,
+     a provider's SDK or settings), or a configured pool is unknown or not a push type
+  {EXIT_PORT}  the service port cannot be bound
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dispatcher", description="Push execution for Prefect work pools.")
+    parser = argparse.ArgumentParser(
+        prog="dispatcher", description="Push execution for Prefect work pools.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="Run the dispatcher service.")
+    serve = sub.add_parser("serve", help="Run the dispatcher service.", epilog=EXIT_CODES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
     serve.add_argument("--log-json", action="store_true", help="One JSON object per log line.")
     serve.set_defaults(func=_serve)
+
+    check = sub.add_parser(
+        "check", help="Validate the configuration and reach every dependency, without serving.",
+        description="Validate the file (exit 3), then check each workspace's Prefect API, each pool,\n"
+                    "the ledger and each provider's settings: one line per check, exit 0 when all\n"
+                    f"pass, {EXIT_DEPENDENCY} otherwise. Writes nothing (no migration, no heartbeat, no directory).",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--config", required=True, help="Path to dispatcher.yaml.")
+    check.add_argument("--timeout", type=float, default=10.0, help="Seconds each network check may take (default 10).")
+    check.set_defaults(func=_check)
 
     pool = sub.add_parser("pool", help="Work pools.").add_subparsers(dest="pool_command", required=True)
     create = pool.add_parser("create", help="Create a push pool with its base job template.")
@@ -115,7 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(exc.problems, EXIT_CONFIG)
+    except StartupError as exc:
+        return _fail(exc.lines, exc.exit_code)
+
+
+def _fail(lines: list[str], exit_code: int) -> int:
+    """An operator's problem: its lines, no traceback (they say everything a traceback would)."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    return exit_code
 
 
 if __name__ == "__main__":

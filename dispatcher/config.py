@@ -8,14 +8,32 @@ stay out of it.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from dispatcher.configfile import ConfigError, ConfigSource, Loc, Problem, read_config_file
+from dispatcher.configproblems import duplicate_names, file_order, unknown_keys, validation_problems
+from providers import PROVIDERS, TEMPLATE_ONLY, provider_class
+
+__all__ = ["ConfigError", "DispatcherConfig", "Limits", "LoopConfig", "PoolConfig", "ServiceConfig",
+           "WorkspaceConfig", "load_config"]
 
 DEFAULT_STATE_DIR = Path(os.environ.get("DISPATCHER_STATE_DIR", "~/.local/state/prefect-push-dispatcher")).expanduser()
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def default_ledger_dsn() -> str:
+    return f"sqlite+aiosqlite:///{DEFAULT_STATE_DIR / 'ledger.db'}"
+
+
+def _known_provider(kind: str) -> str:
+    """Provider kinds are checked when the file is read, not when the first run of a pool arrives."""
+    if kind not in PROVIDERS:
+        pending = f" ({', '.join(sorted(TEMPLATE_ONLY))} have not landed yet)" if TEMPLATE_ONLY else ""
+        raise ValueError(f"must name a known provider: {', '.join(sorted(PROVIDERS))}{pending}")
+    return kind
 
 
 class Limits(BaseModel):
@@ -23,10 +41,12 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_vcpu: float | None = Field(default=None, description="Most vCPUs one run may ask for.")
-    max_memory_mib: int | None = Field(default=None, description="Most memory (MiB) one run may ask for.")
-    max_ephemeral_storage_gib: int | None = Field(default=None, description="Most ephemeral disk (GiB) per run.")
-    max_runtime_s: int | None = Field(default=None, description="Wall-clock seconds before a run is stopped (TimedOut).")
+    max_vcpu: float | None = Field(default=None, gt=0, description="Most vCPUs one run may ask for.")
+    max_memory_mib: int | None = Field(default=None, gt=0, description="Most memory (MiB) one run may ask for.")
+    max_ephemeral_storage_gib: int | None = Field(default=None, gt=0, description="Most ephemeral disk (GiB) per run.")
+    max_runtime_s: int | None = Field(
+        default=None, gt=0, description="Wall-clock seconds before a run is stopped (TimedOut)."
+    )
 
     def overlay(self, other: Limits | None) -> Limits:
         """Values set in ``other`` win over ours."""
@@ -46,7 +66,7 @@ class PoolConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Work pool name on the Prefect server.")
+    name: str = Field(min_length=1, description="Work pool name on the Prefect server.")
     work_queues: list[str] | None = Field(default=None, description="Only these queues (default: all).")
     limits: Limits | None = Field(default=None, description="Overrides of the workspace limits for this pool.")
     provider: str | None = Field(
@@ -54,26 +74,47 @@ class PoolConfig(BaseModel):
         description="Provider kind for a prefect:managed pool (default: the dispatcher's managed_provider).",
     )
 
+    @field_validator("provider")
+    @classmethod
+    def _provider_exists(cls, kind: str | None) -> str | None:
+        return None if kind is None else _known_provider(kind)
+
 
 class WorkspaceConfig(BaseModel):
     """A Prefect API (self-hosted server or Cloud workspace) with its push pools."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Name used in the ledger, metrics and logs.")
+    name: str = Field(min_length=1, description="Name used in the ledger, metrics and logs.")
     api_url: str = Field(description="Prefect API URL, e.g. http://prefect:4200/api.")
     api_key: SecretStr | None = Field(default=None, description="Prefect Cloud API key (Bearer).")
     auth_string: SecretStr | None = Field(default=None, description="Self-hosted basic auth 'user:password'.")
     pools: list[PoolConfig] = Field(description="Push pools to serve.")
     limits: Limits | None = Field(default=None, description="Caps for every pool of this workspace.")
     monthly_compute_minutes: int | None = Field(
-        default=None, description="Stop starting runs once this many minutes are metered in the current month."
+        default=None, gt=0, description="Stop starting runs once this many minutes are metered in the current month."
     )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("http", "https") or not rest.strip("/"):
+            raise ValueError("must be an http:// or https:// URL of the Prefect API, e.g. http://prefect:4200/api")
+        return url
+
+    @field_validator("pools")
+    @classmethod
+    def _some_pools(cls, pools: list[PoolConfig]) -> list[PoolConfig]:
+        # Unique names are checked by load_config on the file's data, with every other problem.
+        if not pools:
+            raise ValueError("must list at least one pool (a workspace without pools serves nothing)")
+        return pools
 
     @model_validator(mode="after")
     def _one_auth(self) -> WorkspaceConfig:
         if self.api_key and self.auth_string:
-            raise ValueError(f"workspace {self.name}: set api_key or auth_string, not both")
+            raise ValueError("set api_key or auth_string, not both")
         return self
 
 
@@ -83,9 +124,20 @@ class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field(default="127.0.0.1", description="Address for /healthz and /metrics.")
-    port: int = Field(default=8080, description="Port for /healthz and /metrics (0: do not serve).")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port for /healthz and /metrics (0: do not serve).")
     log_json: bool = Field(default=False, description="Log one JSON object per line.")
-    log_level: str = Field(default="INFO", description="Python log level.")
+    log_level: str = Field(default="INFO", description="Python log level: DEBUG, INFO, WARNING, ERROR, CRITICAL.")
+    startup_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="How long `serve` waits for an unreachable Prefect API at start before it exits (code 4).",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        if level.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case)")
+        return level.upper()
 
 
 class LoopConfig(BaseModel):
@@ -93,34 +145,37 @@ class LoopConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    poll_interval_s: float = Field(default=0.5, description="How often each pool is asked for due runs.")
+    poll_interval_s: float = Field(default=0.5, gt=0, description="How often each pool is asked for due runs.")
     listen_for_events: bool = Field(
         default=True, description="Wake pollers from Prefect's events websocket when runs are created (a speed-up)."
     )
-    prefetch_s: float = Field(default=10.0, description="Runs due within this window are fetched and claimed on time.")
-    heartbeat_interval_s: float = Field(default=30.0, description="Pool heartbeat period (pool shows READY).")
-    watch_interval_s: float = Field(default=2.0, description="How often in-flight runs are observed.")
-    max_concurrent_submissions: int = Field(default=32, description="Submissions in flight per workspace.")
+    prefetch_s: float = Field(
+        default=10.0, ge=0, description="Runs due within this window are fetched and claimed on time."
+    )
+    heartbeat_interval_s: float = Field(default=30.0, gt=0, description="Pool heartbeat period (pool shows READY).")
+    watch_interval_s: float = Field(default=2.0, gt=0, description="How often in-flight runs are observed.")
+    max_concurrent_submissions: int = Field(default=32, ge=1, description="Submissions in flight per workspace.")
     submit_deadline_s: float = Field(
-        default=900.0, description="How long throttling/capacity errors may delay a submission before it fails."
+        default=900.0, gt=0, description="How long throttling/capacity errors may delay a submission before it fails."
     )
     watch_error_deadline_s: float = Field(
-        default=600.0, description="How long a run may stay unobservable before it is marked Crashed."
+        default=600.0, gt=0, description="How long a run may stay unobservable before it is marked Crashed."
     )
     pending_grace_s: float = Field(
-        default=30.0, description="A PENDING run with no infrastructure id older than this is re-driven."
+        default=30.0, gt=0, description="A PENDING run with no infrastructure id older than this is re-driven."
     )
     stop_timeout_s: float = Field(
-        default=120.0, description="After asking infrastructure to stop, how long to wait before forcing the state."
+        default=120.0, gt=0,
+        description="After asking infrastructure to stop, how long to wait before forcing the state.",
     )
     shutdown_grace_s: float = Field(
-        default=20.0, description="On SIGTERM, how long submissions already claimed may take before recovery takes them over."
+        default=20.0, ge=0, description="On SIGTERM, how long submissions already claimed may take before recovery takes them over."
     )
     prefect_client_retries: int = Field(
-        default=2, description="Retries of one Prefect API call by Prefect's client (2**n s apart) before the loop backs off."
+        default=2, ge=0, le=10, description="Retries of one Prefect API call by Prefect's client (2**n s apart) before the loop backs off."
     )
     health_stale_after_s: float = Field(
-        default=60.0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
+        default=60.0, gt=0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
     )
 
 
@@ -131,7 +186,7 @@ class DispatcherConfig(BaseModel):
 
     workspaces: list[WorkspaceConfig] = Field(description="Workspaces to serve.")
     ledger_dsn: str = Field(
-        default_factory=lambda: f"sqlite+aiosqlite:///{DEFAULT_STATE_DIR / 'ledger.db'}",
+        default_factory=default_ledger_dsn,
         description="SQLAlchemy async DSN of the usage ledger (sqlite+aiosqlite:/// or postgresql+asyncpg://).",
     )
     managed_provider: str = Field(default="local", description="Provider that runs prefect:managed pools.")
@@ -143,36 +198,89 @@ class DispatcherConfig(BaseModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="HTTP and logging.")
     instance_name: str | None = Field(default=None, description="Worker name shown in Prefect (default: host:pid).")
 
+    @field_validator("workspaces")
+    @classmethod
+    def _some_workspaces(cls, workspaces: list[WorkspaceConfig]) -> list[WorkspaceConfig]:
+        if not workspaces:
+            raise ValueError("must list at least one workspace (with none, serve would start and serve nothing)")
+        return workspaces
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+    @field_validator("ledger_dsn")
+    @classmethod
+    def _supported_ledger(cls, dsn: str) -> str:
+        from dispatcher.ledger.engine import ledger_url  # sqlalchemy: only once a file is validated
 
+        try:
+            ledger_url(dsn)
+        except Exception as exc:  # noqa: BLE001 - parse errors quote parts of the DSN, which may hold a password
+            unsupported = str(exc).startswith("unsupported")
+            what = str(exc).split(";")[0] if unsupported else "is not a database URL"
+            raise ValueError(f"{what}; use sqlite+aiosqlite:///path or postgresql+asyncpg://...") from None
+        return dsn
 
-def expand_env(text: str) -> str:
-    """Replace ${VAR} / ${VAR:-default}; a missing variable without default is an error."""
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ValueError(f"configuration refers to ${{{name}}} but it is not set")
-
-    return _ENV_REF.sub(replace, text)
-
-
-def _expand_values(node: Any) -> Any:
-    """Expand ${VAR} in string values only (comments and keys are left alone)."""
-    if isinstance(node, str):
-        return expand_env(node)
-    if isinstance(node, list):
-        return [_expand_values(item) for item in node]
-    if isinstance(node, dict):
-        return {key: _expand_values(value) for key, value in node.items()}
-    return node
+    @field_validator("managed_provider")
+    @classmethod
+    def _managed_provider_exists(cls, kind: str) -> str:
+        return _known_provider(kind)
 
 
 def load_config(path: Path) -> DispatcherConfig:
-    """Read and validate a YAML configuration file."""
-    raw = _expand_values(yaml.safe_load(path.read_text()) or {})
-    return DispatcherConfig.model_validate(raw)
+    """Read and validate a YAML configuration file.
+
+    Raises ConfigError listing every problem of the file, one line each (file, key
+    path, what is wrong, what is allowed); values that may be secrets are not shown.
+    """
+    source = read_config_file(path)
+    data = source.data if isinstance(source.data, dict) else {}
+    problems = list(source.problems)
+    problems += _validated(DispatcherConfig, source.data, (), source)
+    problems += duplicate_names(data.get("workspaces"), ("workspaces",), "workspace")
+    for i, workspace in enumerate(data.get("workspaces") or []):
+        if isinstance(workspace, dict):
+            problems += duplicate_names(workspace.get("pools"), ("workspaces", i, "pools"), "pool")
+    if isinstance(data.get("providers"), dict):
+        problems += _provider_section_problems(data["providers"], source)
+    if problems:
+        problems.sort(key=lambda problem: file_order(source.data, problem.loc))
+        raise ConfigError([problem.render(source.name) for problem in problems])
+    return DispatcherConfig.model_validate(source.data)
+
+
+def _validated(model: type[BaseModel], data: Any, loc: Loc, source: ConfigSource) -> list[Problem]:
+    """Unknown keys at any depth, then pydantic's errors (an unknown key it also found is not repeated)."""
+    unknown = unknown_keys(model, data, loc)
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        reported = source.unset | {problem.loc for problem in unknown}
+        return unknown + validation_problems(exc, model, prefix=loc, hidden=source.from_env, skip=reported)
+    return unknown
+
+
+def _provider_section_problems(sections: dict[Any, Any], source: ConfigSource) -> list[Problem]:
+    """Validate each ``providers.<kind>`` section with that provider's own settings model."""
+    problems: list[Problem] = []
+    for kind, section in sections.items():
+        loc = ("providers", kind)
+        if kind not in PROVIDERS:
+            known = ", ".join(sorted(PROVIDERS))
+            problems.append(Problem(loc, f"unknown provider {kind!r}; known: {known}"))
+            continue
+        try:
+            model = provider_class(kind).settings_model
+        except ImportError as exc:
+            problems.append(Problem(loc, f"the {kind} provider cannot be loaded ({exc}); "
+                                         f"install prefect-push-dispatcher[{_extra(kind)}]"))
+            continue
+        if model is None:
+            if section:
+                problems.append(Problem(loc, f"the {kind} provider takes no settings"))
+            continue
+        if not isinstance(section, dict):
+            continue  # DispatcherConfig already says it must be a mapping
+        problems += _validated(model, section, loc, source)
+    return problems
+
+
+def _extra(kind: str) -> str:
+    return {"ecs": "aws"}.get(kind, kind)

@@ -45,12 +45,12 @@ def default_worker_name() -> str:
 
 
 class Dispatcher:
-    def __init__(self, config: DispatcherConfig, sock: socket.socket | None = None) -> None:
+    def __init__(self, config: DispatcherConfig, http_socket: socket.socket | None = None) -> None:
         self.config = config
+        self.http_socket = http_socket  # bound by the CLI before start, so a taken port fails early
         self.providers = ProviderSet(config.providers)
         self.workspaces: list[WorkspaceDispatcher] = []
         self.ledger: Ledger | None = None
-        self._sock = sock  # the service port, bound before start-up so "in use" is found at once
         self._stop_requested = asyncio.Event()
 
     def healthy(self) -> bool:
@@ -88,7 +88,7 @@ class Dispatcher:
             ]
             serving = [asyncio.create_task(ws.run(), name=f"workspace {ws.ws.name}") for ws in self.workspaces]
             http = self._http_service()
-            http_task = asyncio.create_task(http.serve(self._sock), name="http") if http else None
+            http_task = asyncio.create_task(http.serve(self.http_socket), name="http") if http else None
             log.info("dispatcher %s serving %d workspace(s)", worker_name, len(self.workspaces))
             try:
                 await self._until_stop_or_failure(serving)
@@ -102,7 +102,7 @@ class Dispatcher:
 
     def _http_service(self) -> HttpService | None:
         service = self.config.service
-        if not service.port and self._sock is None:
+        if not service.port and self.http_socket is None:
             return None
         return HttpService(service.host, service.port, self.readiness, self.alive)
 

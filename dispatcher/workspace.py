@@ -27,9 +27,9 @@ from dispatcher.limits import effective_limits
 from dispatcher.pools import ServedPool
 from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
 from dispatcher.recovery import Recovery
+from dispatcher.startup import read_push_pool, served_provider_kind
 from dispatcher.submitter import Submitter
 from dispatcher.watcher import Watcher
-from providers import POOL_TYPES, provider_kind_for
 from providers.base import Provider
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,8 @@ class WorkspaceDispatcher:
 
     async def _load_pools(self) -> None:
         for pool_config in self.ws.pools:
-            work_pool = await self.api.read_pool(pool_config.name)
-            if work_pool.type not in POOL_TYPES:
-                raise ValueError(f"pool {pool_config.name!r} has type {work_pool.type!r}, not a push type ({', '.join(POOL_TYPES)})")
-            kind = pool_config.provider or provider_kind_for(work_pool.type, self.config.managed_provider)
+            work_pool = await read_push_pool(self.api, self.ws, pool_config.name)  # StartupError: exit 4
+            kind = served_provider_kind(self.ws, pool_config, work_pool, self.config.managed_provider)
             self._doorbells[pool_config.name] = asyncio.Event()
             self.pools[pool_config.name] = ServedPool(
                 config=pool_config,

@@ -14,7 +14,7 @@ import abc
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 from uuid import UUID
 
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
@@ -115,6 +115,15 @@ class InfraStatus(BaseModel):
     reason: str | None = Field(default=None, description="The cloud's own explanation, safe to show users.")
 
 
+class SettingsFinding(BaseModel):
+    """One result of :meth:`Provider.check_settings`, printed by ``dispatcher check``."""
+
+    level: Literal["ok", "warn", "fail"] = Field(
+        description="fail: serve could not run pools of this provider; warn: some pools may not run."
+    )
+    message: str = Field(description="What was found, for an operator; never a secret value.")
+
+
 ConfigT = TypeVar("ConfigT", bound=BaseJobConfiguration)
 
 
@@ -198,6 +207,14 @@ class Provider(abc.ABC, Generic[ConfigT]):
 
     async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
         """The last lines the run's command printed, if the cloud keeps them; best effort."""
+        return []
+
+    async def check_settings(self) -> list[SettingsFinding]:
+        """Can the dispatcher-side settings work (credentials resolvable, directories writable...)?
+
+        For ``dispatcher check``: never starts anything, writes nothing, prints no secret.
+        [] means there is nothing to verify beyond the settings model.
+        """
         return []
 
     async def aclose(self) -> None:

@@ -23,8 +23,9 @@ from typing import Any, ClassVar, Optional
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, Submission, SubmitRequest
+from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest
 from providers.ecs import mapping, naming, validation
+from providers.ecs.checks import check_ecs_settings
 from providers.ecs.clients import AwsClients
 from providers.ecs.config import EcsJobConfiguration, EcsSettings, EcsVariables
 from providers.ecs.credentials import AwsCredentials
@@ -268,6 +269,9 @@ class EcsProvider(Provider[EcsJobConfiguration]):
             logger.info("no log lines for %s: %s", run.infrastructure_id, exc)
             return []
         return [event.get("message", "") for event in answer.get("events") or []][-limit:]
+
+    async def check_settings(self) -> list[SettingsFinding]:
+        return await check_ecs_settings(self.settings)
 
     async def aclose(self) -> None:
         await self.clients.aclose()

@@ -25,6 +25,7 @@ from providers.base import (
     Provider,
     ResourceRequest,
     RunRef,
+    SettingsFinding,
     Submission,
     SubmitRequest,
 )
@@ -32,6 +33,7 @@ from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
 from providers.local import launch
 from providers.local import runs as local_runs
+from providers.local.checks import check_local_settings
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
 from providers.local.oserrors import provider_errors
 from providers.local.rundir import OUTPUT_LOG
@@ -96,6 +98,9 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             return
         with provider_errors(f"stop flow run {run.flow_run_id}"):
             await asyncio.to_thread(local_runs.request_stop, self._run_dir(run.flow_run_id), reason, self._orphans)
+
+    async def check_settings(self) -> list[SettingsFinding]:
+        return await check_local_settings(self.settings)
 
     async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
         if not self._is_local(run.infrastructure_id):

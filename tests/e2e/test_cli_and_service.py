@@ -114,4 +114,4 @@ def test_serve_refuses_a_configuration_with_a_missing_secret(tmp_path):
     path = tmp_path / "d.yaml"
     path.write_text(yaml.safe_dump({"workspaces": [{"name": "w", "api_url": "${NOPE_NOT_SET}/api", "pools": []}]}))
     result = cli("serve", "--config", str(path))
-    assert result.returncode != 0 and "NOPE_NOT_SET" in result.stderr
+    assert result.returncode == 3 and "NOPE_NOT_SET" in result.stderr and "Traceback" not in result.stderr

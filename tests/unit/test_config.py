@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from dispatcher.config import load_config
+from dispatcher.config import ConfigError, load_config
 
 
 def test_env_references_in_values_are_expanded_and_comments_ignored(tmp_path, monkeypatch):
@@ -28,16 +27,16 @@ def test_env_references_in_values_are_expanded_and_comments_ignored(tmp_path, mo
 
 def test_missing_variable_without_default_is_an_error(tmp_path):
     path = tmp_path / "d.yaml"
-    path.write_text("workspaces: [{name: w, api_url: '${SURELY_NOT_SET_X}', pools: []}]\n")
-    with pytest.raises(ValueError, match="SURELY_NOT_SET_X"):
+    path.write_text("workspaces: [{name: w, api_url: '${SURELY_NOT_SET_X}', pools: [{name: p}]}]\n")
+    with pytest.raises(ConfigError, match="SURELY_NOT_SET_X"):
         load_config(path)
 
 
 def test_unknown_keys_and_double_auth_are_refused(tmp_path):
     path = tmp_path / "d.yaml"
-    path.write_text("workspaces: [{name: w, api_url: x, pools: [], colour: blue}]\n")
-    with pytest.raises(ValidationError, match="colour"):
+    path.write_text("workspaces: [{name: w, api_url: 'http://x/api', pools: [{name: p}], colour: blue}]\n")
+    with pytest.raises(ConfigError, match="colour"):
         load_config(path)
-    path.write_text("workspaces: [{name: w, api_url: x, pools: [], api_key: a, auth_string: b}]\n")
-    with pytest.raises(ValidationError, match="not both"):
+    path.write_text("workspaces: [{name: w, api_url: 'http://x/api', pools: [{name: p}], api_key: a, auth_string: b}]\n")
+    with pytest.raises(ConfigError, match="not both"):
         load_config(path)
