@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 
@@ -46,7 +47,9 @@ class HttpService:
         config = uvicorn.Config(build_app(readiness, alive), host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
+        # The CLI owns SIGTERM/SIGINT. uvicorn would otherwise swap in its own handlers while it
+        # serves and re-raise the signal when it stops, cancelling the dispatcher mid-shutdown.
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
 
     async def serve(self, sock: socket.socket | None = None) -> None:
         await self._server.serve(sockets=[sock] if sock is not None else None)

@@ -120,7 +120,9 @@ class Dispatcher:
         grace = self.config.loop.shutdown_grace_s
         log.info("stopping: no new claims; submissions in flight get up to %.0f s", grace)
         await asyncio.gather(*(ws.shutdown(grace) for ws in self.workspaces))
-        await _cancel_all(serving)
+        # Loops end after their current tick; cancelling them mid-call could leave a half-closed connection.
+        _, unfinished = await asyncio.wait(serving, timeout=grace)
+        await _cancel_all(list(unfinished))
         log.info("stopped")
 
 

@@ -60,6 +60,7 @@ class WorkspaceDispatcher:
         self._submit_slots = asyncio.Semaphore(self.loop.max_concurrent_submissions)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
+        self._stop = asyncio.Event()  # wakes every sleeping loop at shutdown
         self.ready = asyncio.Event()
 
     # -- health ---------------------------------------------------------------------------
@@ -89,9 +90,9 @@ class WorkspaceDispatcher:
             loops += [self._every(self.loop.poll_interval_s, self._poller(pool), f"poll:{pool.name}", self._doorbells[name])
                       for name, pool in self.pools.items()]
             if self.loop.listen_for_events:
-                loops.append(ring_on_new_runs(self.api, self._ring))
+                self.spawn(ring_on_new_runs(self.api, self._ring))
             try:
-                await asyncio.gather(*loops)
+                await asyncio.gather(*loops)  # they return after shutdown() once their current tick is over
             finally:
                 for task in list(self._tasks):
                     task.cancel()
@@ -100,6 +101,9 @@ class WorkspaceDispatcher:
         """Stop claiming; let accepted claims finish submitting for up to ``grace_s``, then leave
         the rest to recovery (another replica, or this one after its restart, re-drives them)."""
         self._stopping = True
+        self._stop.set()
+        for doorbell in self._doorbells.values():
+            doorbell.set()
         waiting = [task for run_id, task in self._handling.items() if run_id not in self._claimed]
         for task in waiting:  # not claimed yet: nothing to hand over
             task.cancel()
@@ -154,12 +158,11 @@ class WorkspaceDispatcher:
                 else:
                     self.errors.report(name.split(":")[0], f"loop {name}", exc)
                     wait_s = min(30.0, max(interval_s, 1.0) * 2 ** min(failures - 1, 5))
-            if doorbell is None or failures:
-                await asyncio.sleep(wait_s)
-                continue
+            wake = self._stop if doorbell is None or failures else doorbell
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(doorbell.wait(), wait_s)
-            doorbell.clear()
+                await asyncio.wait_for(wake.wait(), wait_s)
+            if doorbell is not None and not self._stopping:
+                doorbell.clear()
 
     def _ring(self, pool: str) -> None:
         if pool in self._doorbells:

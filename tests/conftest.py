@@ -23,6 +23,7 @@ from dispatcher.config import DispatcherConfig, Limits, LoopConfig, PoolConfig, 
 from dispatcher.embedded import prefect_server  # noqa: E402
 from dispatcher.poolcli import create_pool  # noqa: E402
 from dispatcher.service import Dispatcher  # noqa: E402
+from tests.postgres import postgres_database  # noqa: E402,F401 - a shared fixture
 
 
 @pytest.fixture(scope="session")

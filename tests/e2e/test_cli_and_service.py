@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -115,3 +116,63 @@ def test_serve_refuses_a_configuration_with_a_missing_secret(tmp_path):
     path.write_text(yaml.safe_dump({"workspaces": [{"name": "w", "api_url": "${NOPE_NOT_SET}/api", "pools": []}]}))
     result = cli("serve", "--config", str(path))
     assert result.returncode == 3 and "NOPE_NOT_SET" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_sigterm_stops_cleanly_with_json_logs_and_leaves_runs_running(prefect_api_url, prefect_client, local_pool, tmp_path):
+    """docker stop / Kubernetes: no traceback, every stderr line JSON, exit 0 within the grace, and the
+    runs keep executing on their infrastructure (the next replica or restart watches them)."""
+    import json
+    import signal
+    import time
+
+    from dispatcher.examples.deploy import deploy_example
+    from tests.e2e.helpers import fake_engine_command, is_running, wait_until
+
+    deployment_id = await deploy_example(prefect_client, "hello", local_pool, name=f"sigterm-{uuid.uuid4().hex[:6]}",
+                                         job_variables={"command": fake_engine_command(tmp_path / "starts.txt", 60)})
+    ids = [(await prefect_client.create_flow_run_from_deployment(deployment_id)).id for _ in range(3)]
+    config = {
+        "workspaces": [{"name": "w", "api_url": prefect_api_url, "pools": [{"name": local_pool}]}],
+        "ledger_dsn": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+        "providers": {"local": {"state_dir": str(tmp_path / "runs")}},
+        "loop": {"poll_interval_s": 0.2, "watch_interval_s": 0.5, "shutdown_grace_s": 5},
+        "service": {"port": free_port()},
+    }
+    path = tmp_path / "dispatcher.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "serve", "--config", str(path), "--log-json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        await wait_until(prefect_client, ids, is_running, timeout_s=60)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    messages = [r["message"] for r in records]
+    assert process.returncode == 0, stderr[-2000:]
+    assert took < 5 + 5, took
+    assert "Traceback" not in stderr and not any("exception" in r for r in records)
+    assert any(m.startswith("stopping") for m in messages) and messages[-1] == "stopped", messages[-5:]
+    started = [json.loads((tmp_path / "runs" / str(i) / "started.json").read_text())["pid"] for i in ids]
+    try:
+        assert all(_alive(pid) for pid in started)  # the runs were not taken down with the dispatcher
+    finally:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -10,46 +10,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from dispatcher.ledger import Ledger, LedgerError, UsageRow
+from tests.postgres import in_own_loop
 
 pytestmark = pytest.mark.asyncio
 
-PG_SERVER = os.environ.get("LEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
 T0 = datetime(2026, 1, 31, 23, 50, tzinfo=UTC)
 
 OpenLedger = Callable[[], Awaitable[Ledger]]
-
-
-def _in_own_loop(coroutine: Awaitable[Any]) -> Any:
-    # Session setup runs outside pytest-asyncio's loops so it works whatever
-    # loop scope the project configures.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-async def _pg_admin(sql: str) -> None:
-    admin = make_url(PG_SERVER).set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 async def _run_sql(dsn: str, sql: str) -> list[Any]:
@@ -66,26 +46,13 @@ async def _alembic_versions(dsn: str) -> list[str]:
     return [row[0] for row in await _run_sql(dsn, "SELECT version_num FROM alembic_version")]
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    try:
-        _in_own_loop(_pg_admin(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # refused, auth, timeout...: all mean "no server"
-        where = make_url(PG_SERVER).render_as_string(hide_password=True)
-        pytest.skip(f"PostgreSQL not reachable at {where}: {exc!r}")
-    url = make_url(PG_SERVER).set(drivername="postgresql+asyncpg", database=name)
-    yield url.render_as_string(hide_password=False)
-    _in_own_loop(_pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         # Nested directory: Ledger.open must create it.
         return f"sqlite+aiosqlite:///{tmp_path / 'state' / 'ledger.db'}"
     database = request.getfixturevalue("postgres_database")
-    _in_own_loop(_run_sql(database, "DROP TABLE IF EXISTS runs, alembic_version"))
+    in_own_loop(_run_sql(database, "DROP TABLE IF EXISTS runs, alembic_version"))
     return database
 
 
