@@ -41,6 +41,10 @@ class Observation(BaseModel):
     elapsed_s: float = Field(description="Seconds since the infrastructure was submitted.")
     max_runtime_s: int = Field(description="Runtime cap of the run.")
     terminal_for_s: float = Field(default=0.0, description="Seconds the run has been in a final state.")
+    exited_for_s: float = Field(default=0.0, description="Seconds since the infrastructure was first seen EXITED.")
+    exit_report_grace_s: float = Field(
+        default=10.0, description="How long an exited run's final state may take to show in Prefect before it is a crash."
+    )
     stop_requested: bool = Field(default=False, description="We already asked the infrastructure to stop for a timeout.")
     leftover_grace_s: float = Field(default=60.0, description="How long a final run's infrastructure may keep running.")
     not_found_grace_s: float = Field(default=30.0, description="Eventual consistency window after submission.")
@@ -111,6 +115,10 @@ def _decide_exited(obs: Observation) -> Decision:
     infra = obs.infra
     if stopped_by_cap(infra, obs.stop_requested):
         return Decision(action=Action.MARK_TIMED_OUT, message=_timeout_message(obs.max_runtime_s))
+    if infra.exit_code == 0 and obs.exited_for_s < obs.exit_report_grace_s:
+        # The engine exits 0 only after Prefect accepted its final state; a read that does not
+        # show it yet is behind (seen once in 50-run bursts on SQLite), not a crash.
+        return Decision(action=Action.WAIT)
     return Decision(action=Action.CRASH, message=crash_message(infra))
 
 

@@ -67,11 +67,11 @@ class Dependency:
             metrics.DEPENDENCY_UP.labels(self.workspace, self.name).set(1)
         self.failures = 0
 
-    def backoff_s(self, base_s: float) -> float:
-        """How long a loop waits after this dependency failed: doubling from ``base_s``, at most 30 s."""
+    def backoff_s(self, base_s: float, max_s: float = MAX_BACKOFF_S) -> float:
+        """How long a loop waits after this dependency failed: doubling from ``base_s``, at most ``max_s``."""
         if self.up or self.failures == 0:
             return base_s
-        return min(MAX_BACKOFF_S, max(base_s, 1.0) * 2 ** min(self.failures - 1, 8))
+        return min(max_s, max(base_s, 1.0) * 2 ** min(self.failures - 1, 8))
 
 
 class QuietErrors:

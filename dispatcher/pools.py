@@ -41,6 +41,7 @@ class TrackedRun:
     timeout_stop_requested: bool = False
     last_stop_at: float | None = None
     terminal_since: float | None = None
+    exited_since: float | None = None  # monotonic time the infrastructure was first seen EXITED
     cancelling_since: float | None = None
     last_started_at: datetime | None = None  # last timestamps seen, in case the infrastructure vanishes
     last_stopped_at: datetime | None = None

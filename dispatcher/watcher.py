@@ -137,6 +137,8 @@ class Watcher:
         now = time.monotonic()
         if state_type in TERMINAL:
             tracked.terminal_since = tracked.terminal_since or now
+        if status.phase == InfraPhase.EXITED:
+            tracked.exited_since = tracked.exited_since or now
         decision = decide(
             Observation(
                 run_state=state_type,
@@ -145,6 +147,7 @@ class Watcher:
                 elapsed_s=seconds_since(tracked.submitted_at),
                 max_runtime_s=tracked.max_runtime_s,
                 terminal_for_s=now - tracked.terminal_since if tracked.terminal_since else 0.0,
+                exited_for_s=now - tracked.exited_since if tracked.exited_since else 0.0,
                 stop_requested=tracked.timeout_stop_requested,
             )
         )

@@ -85,7 +85,8 @@ class WorkspaceDispatcher:
             await self.recovery.run_once()
             self.ready.set()
             loops = [self._every(self.loop.heartbeat_interval_s, self._heartbeat, "heartbeat"),
-                     self._every(self.loop.watch_interval_s, self.watcher.tick, "watch"),
+                     # The watch backs off less: it stops capped runs even while Prefect is down.
+                     self._every(self.loop.watch_interval_s, self.watcher.tick, "watch", max_backoff_s=10.0),
                      self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover")]
             loops += [self._every(self.loop.poll_interval_s, self._poller(pool), f"poll:{pool.name}", self._doorbells[name])
                       for name, pool in self.pools.items()]
@@ -136,7 +137,8 @@ class WorkspaceDispatcher:
             pool.work_pool = await self.api.read_pool(pool.name)  # pick up template edits
 
     async def _every(
-        self, interval_s: float, step: Callable[[], Awaitable[None]], name: str, doorbell: asyncio.Event | None = None
+        self, interval_s: float, step: Callable[[], Awaitable[None]], name: str, doorbell: asyncio.Event | None = None,
+        max_backoff_s: float = 30.0,
     ) -> None:
         """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors back off, never end the loop."""
         health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s)
@@ -154,7 +156,7 @@ class WorkspaceDispatcher:
                 failures += 1
                 metrics.LOOP_ERRORS.labels(self.ws.name, name.split(":")[0]).inc()
                 if isinstance(exc, DependencyUnavailable):
-                    wait_s = exc.dependency.backoff_s(interval_s)
+                    wait_s = exc.dependency.backoff_s(interval_s, max_backoff_s)
                 else:
                     self.errors.report(name.split(":")[0], f"loop {name}", exc)
                     wait_s = min(30.0, max(interval_s, 1.0) * 2 ** min(failures - 1, 5))

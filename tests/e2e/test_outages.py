@@ -78,6 +78,9 @@ async def test_prefect_outage_two_log_lines_honest_readiness_and_caps_still_enfo
         api_url = f"http://127.0.0.1:{proxy.port}/api"
         config = dispatcher_config(api_url, local_pool, tmp_path, pool_type_limits=Limits(max_runtime_s=15), loop=FAST)
         config.service = ServiceConfig(port=free_port())
+        # The local supervisor's own backstop (cap + grace) comes 30 s after the watcher's at most
+        # 10 s backoff, so it is the dispatcher that stops the run during the outage.
+        config.providers["local"]["stop_grace_s"] = 30
         [capped] = await _fake_runs(prefect_client, local_pool, tmp_path, 1, seconds=300)
         failures_before = metrics.DEPENDENCY_FAILURES.labels("test", "prefect")._value.get()
         async with running_dispatcher(config):

@@ -35,9 +35,31 @@ def test_nonzero_exit_while_active_crashes_with_code_and_reason(state):
     assert "exit code 137" in d.message and "OutOfMemoryError" in d.message
 
 
-def test_exit_zero_without_final_state_is_still_a_crash():
-    d = decide(obs(StateType.RUNNING, infra(InfraPhase.EXITED, StopCause.EXITED, 0)))
+def test_exit_zero_without_final_state_is_a_crash_once_prefect_had_time_to_show_it():
+    exited = infra(InfraPhase.EXITED, StopCause.EXITED, 0)
+    assert decide(obs(StateType.RUNNING, exited, exited_for_s=2)).action == Action.WAIT
+    d = decide(obs(StateType.RUNNING, exited, exited_for_s=11))
     assert d.action == Action.CRASH and "never reported a final state" in d.message
+
+
+def test_nonzero_exit_crashes_at_once():
+    assert decide(obs(StateType.RUNNING, infra(InfraPhase.EXITED, StopCause.EXITED, 1), exited_for_s=0)).action == Action.CRASH
+
+
+@pytest.mark.parametrize("state", [StateType.CRASHED, StateType.FAILED])
+@pytest.mark.parametrize("cause,requested", [(StopCause.TIMED_OUT, False), (StopCause.STOPPED, True)])
+def test_a_run_its_cap_killed_ends_timed_out_even_if_the_engine_set_another_final_state(state, cause, requested):
+    d = decide(obs(state, infra(InfraPhase.EXITED, cause, 143), run_state_name=state.value.title(), stop_requested=requested))
+    assert d.action == Action.MARK_TIMED_OUT and d.force
+
+
+def test_a_timed_out_run_or_one_that_crashed_on_its_own_is_left_as_it_is():
+    done = decide(obs(StateType.FAILED, infra(InfraPhase.EXITED, StopCause.TIMED_OUT, 143), run_state_name="TimedOut"))
+    assert done.action == Action.FINISH
+    own = decide(obs(StateType.CRASHED, infra(InfraPhase.EXITED, StopCause.EXITED, 1), run_state_name="Crashed"))
+    assert own.action == Action.FINISH
+    completed = decide(obs(StateType.COMPLETED, infra(InfraPhase.EXITED, StopCause.TIMED_OUT, 0), run_state_name="Completed"))
+    assert completed.action == Action.FINISH
 
 
 def test_missing_exit_code_is_a_crash():
