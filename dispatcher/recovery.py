@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
 from dispatcher.decisions import TERMINAL
-from dispatcher.jobconfig import build_configuration
+from dispatcher.jobconfig import ResolvedConfiguration, build_configuration, build_from_pool_template
 from dispatcher.pools import ServedPool, TrackedRun
 from dispatcher.prefect_api import seconds_since
 from providers.errors import ProviderError
@@ -116,8 +116,8 @@ class Recovery:
     async def _settle_final_unsubmitted(self, flow_run: FlowRun, pool: ServedPool) -> None:
         owner = self.owner
         try:
-            configuration = await _configuration_for_watching(owner, flow_run, pool)
-            request = owner.submitter.request_for(flow_run, pool, configuration)
+            resolved = await _configuration_for_watching(owner, flow_run, pool)
+            request = owner.submitter.request_for(flow_run, pool, resolved)
             found = await pool.provider.find(request)
         except (ProviderError, ObjectNotFound) as exc:
             log.warning("cannot look up the infrastructure of flow run %s: %s", flow_run.id, exc)
@@ -126,12 +126,12 @@ class Recovery:
             await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
             return
         log.warning("flow run %s ended while its submission was unrecorded; metering %s", flow_run.id, found.infrastructure_id)
-        await owner.submitter.record(flow_run, pool, configuration, found.infrastructure_id, request.limits.max_runtime_s)
+        await owner.submitter.record(flow_run, pool, resolved, found.infrastructure_id, request.limits.max_runtime_s)
 
     async def _adopt(self, flow_run: FlowRun, pool: ServedPool, infrastructure_id: str, submitted_at: datetime | None) -> None:
         owner = self.owner
         try:
-            configuration = await _configuration_for_watching(owner, flow_run, pool)
+            resolved = await _configuration_for_watching(owner, flow_run, pool)
         except (ProviderError, ObjectNotFound) as exc:
             log.error("cannot rebuild the configuration of flow run %s to watch it: %s", flow_run.id, exc)
             return
@@ -147,18 +147,15 @@ class Recovery:
         owner.watcher.track(
             TrackedRun(
                 flow_run_id=flow_run.id, pool=pool, infrastructure_id=infrastructure_id,
-                configuration=configuration, submitted_at=submitted_at,
-                max_runtime_s=pool.limits.max_runtime_s or 24 * 3600,
+                configuration=resolved.configuration, submitted_at=submitted_at,
+                max_runtime_s=pool.limits.max_runtime_s or 24 * 3600, secrets=resolved.secrets,
             )
         )
 
 
-async def _configuration_for_watching(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> object:
-    """The same configuration submission used; if the deployment is gone, the pool template alone."""
+async def _configuration_for_watching(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
+    """The same configuration (and secrets) submission used; if the deployment is gone, the pool template alone."""
     try:
         return await build_configuration(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool)
     except ObjectNotFound:
-        with owner.api.settings():
-            return await pool.provider.job_configuration.from_template_and_values(
-                pool.work_pool.base_job_template, flow_run.job_variables or {}, owner.api.client
-            )
+        return await build_from_pool_template(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool)

@@ -20,7 +20,7 @@ from prefect.states import Cancelled, Crashed, Failed, Pending
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.jobconfig import build_configuration
+from dispatcher.jobconfig import ResolvedConfiguration, build_configuration
 from dispatcher.ledger import Ledger
 from dispatcher.limits import check_resources, violations_message
 from dispatcher.pools import ServedPool, TrackedRun
@@ -78,14 +78,16 @@ class Submitter:
 
     async def submit_claimed(self, flow_run: FlowRun, pool: ServedPool) -> None:
         """Everything after the claim. Never raises for per-run problems: they become states."""
+        resolved = None
         try:
-            configuration = await self._configuration(flow_run, pool)
-            await self._submit(flow_run, pool, configuration)
+            resolved = await self._configuration(flow_run, pool)
+            await self._submit(flow_run, pool, resolved)
         except RunRejected as rejected:
             await self._end_run(flow_run, pool, rejected)
         except ProviderError as exc:
             metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
-            await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {exc}"))
+            message = _redact(resolved, f"Failed to submit flow run to infrastructure: {exc}")
+            await self._set_state(flow_run, Crashed(message=message))
             await self.ledger.set_final_state(str(flow_run.id), "Crashed")
 
     async def _refuse_rerun(self, flow_run: FlowRun) -> None:
@@ -103,22 +105,23 @@ class Submitter:
                 "Re-running a finished flow run is not supported by the push dispatcher yet; start a new run of the deployment.",
             )
 
-    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> object:
+    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
         provider = pool.provider
         await self._refuse_rerun(flow_run)
+        resolved = None
         try:
-            configuration = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
-            provider.validate(configuration)
-            request = provider.resources(configuration)
-        except InvalidJobConfiguration as exc:
-            raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc.message}.") from None
+            resolved = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
+            provider.validate(resolved.configuration)
+            request = provider.resources(resolved.configuration)
+        except InvalidJobConfiguration as exc:  # its message shows the value, which may embed a secret
+            raise RunRejected("InvalidJobConfiguration", _redact(resolved, f"Run not started: {exc.message}.")) from None
         except ObjectNotFound:
             raise RunRejected("Cancelled", f"Deployment {flow_run.deployment_id} no longer exists, cancelled run.") from None
         violations = check_resources(request, pool.limits, f"pool {pool.name!r}")
         if violations:
             raise RunRejected("LimitExceeded", violations_message(violations))
         await self._check_monthly_budget()
-        return configuration
+        return resolved
 
     async def _check_monthly_budget(self) -> None:
         budget = self.ws.monthly_compute_minutes
@@ -131,26 +134,27 @@ class Submitter:
                 f"Run not started: workspace {self.ws.name!r} used {used} of its {budget} compute minutes this month.",
             )
 
-    def request_for(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> SubmitRequest:
+    def request_for(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration) -> SubmitRequest:
         return SubmitRequest(
             flow_run_id=flow_run.id,
             idempotency_key=idempotency_key(flow_run),
             workspace=self.ws.name,
             pool=pool.name,
-            configuration=configuration,
+            configuration=resolved.configuration,
             limits=RunLimits(max_runtime_s=pool.limits.max_runtime_s or 24 * 3600),
+            secrets=resolved.secrets,
         )
 
-    async def _submit(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> None:
+    async def _submit(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration) -> None:
         provider = pool.provider
-        request = self.request_for(flow_run, pool, configuration)
+        request = self.request_for(flow_run, pool, resolved)
         metrics.PROVIDER_CALLS.labels(provider.kind, "submit").inc()
         submission = await call_with_retries(
             provider.kind, "submit", lambda: provider.submit(request), deadline_s=self.loop.submit_deadline_s
         )
-        await self.record(flow_run, pool, configuration, submission.infrastructure_id, request.limits.max_runtime_s)
+        await self.record(flow_run, pool, resolved, submission.infrastructure_id, request.limits.max_runtime_s)
 
-    async def record(self, flow_run: FlowRun, pool: ServedPool, configuration: object,
+    async def record(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration,
                      infrastructure_id: str, max_runtime_s: int) -> None:
         """Write the infrastructure id to the ledger and Prefect, and start watching the run."""
         provider = pool.provider
@@ -169,9 +173,10 @@ class Submitter:
                 flow_run_id=flow_run.id,
                 pool=pool,
                 infrastructure_id=infrastructure_id,
-                configuration=configuration,
+                configuration=resolved.configuration,
                 submitted_at=submitted_at,
                 max_runtime_s=max_runtime_s,
+                secrets=resolved.secrets,
             )
         )
 
@@ -191,6 +196,10 @@ class Submitter:
         metrics.STATE_CHANGES.labels(self.ws.name, getattr(state, "name", "?")).inc()
         if result.outcome != Proposal.ACCEPTED:
             log.info("state %s for %s not accepted: %s", getattr(state, "name", state), flow_run.id, result.reason)
+
+
+def _redact(resolved: ResolvedConfiguration | None, message: str) -> str:
+    return message if resolved is None else resolved.secrets.redact(message)
 
 
 def _scheduled_time(flow_run: FlowRun) -> datetime | None:
