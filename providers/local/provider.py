@@ -153,6 +153,8 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             "max_runtime_s": request.limits.max_runtime_s,
             "stop_grace_s": self.settings.stop_grace_s,
             "stream_output": configuration.stream_output,
+            # Handed to the supervisor over a pipe, never written: it masks them in output.log.
+            "secrets": request.secrets.revealed(),
         }
 
     def _run_dir(self, flow_run_id: UUID) -> Path:
