@@ -9,6 +9,7 @@ import socket
 from contextlib import AsyncExitStack
 
 from dispatcher.config import DispatcherConfig
+from dispatcher.housekeeping import keep_house
 from dispatcher.http import serve_http
 from dispatcher.ledger import Ledger
 from dispatcher.workspace import WorkspaceDispatcher
@@ -32,6 +33,9 @@ class ProviderSet:
             model = cls.settings_model
             self._instances[kind] = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]
         return self._instances[kind]
+
+    def instances(self) -> list[Provider]:
+        return list(self._instances.values())
 
     async def aclose(self) -> None:
         for provider in self._instances.values():
@@ -64,6 +68,7 @@ class Dispatcher:
                 for ws in self.config.workspaces
             ]
             tasks = [ws.run() for ws in self.workspaces]
+            tasks.append(keep_house(self.providers.instances))
             if self.config.service.port:
                 tasks.append(serve_http(self.config.service.host, self.config.service.port, self.healthy))
             log.info("dispatcher %s serving %d workspace(s)", worker_name, len(self.workspaces))

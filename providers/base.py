@@ -206,5 +206,12 @@ class Provider(abc.ABC, Generic[ConfigT]):
         """The last lines the run's command printed, if the cloud keeps them; best effort."""
         return []
 
+    async def housekeeping(self) -> None:
+        """Periodic clean-up the dispatcher calls every minute or so (e.g. deleting old run records).
+
+        Idempotent and best effort: several replicas may call it at once, and a failure is
+        logged by the provider and retried on the next call; it never raises past logging.
+        """
+
     async def aclose(self) -> None:
         """Release SDK clients."""

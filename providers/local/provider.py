@@ -30,7 +30,7 @@ from providers.base import (
 )
 from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
-from providers.local import launch
+from providers.local import launch, prune
 from providers.local import runs as local_runs
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
 from providers.local.oserrors import provider_errors
@@ -54,6 +54,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         self.settings = settings or LocalSettings()
         self.hostname = socket.gethostname()
         self._orphans = local_runs.OrphanTerminator(self.settings.stop_grace_s)
+        self._prune_failing = False  # log a failing prune once, not every minute
 
     # -- pure --------------------------------------------------------------------------
 
@@ -105,6 +106,27 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         except OSError as exc:  # best effort: a missing tail must not hide the run's real outcome
             logger.debug("could not read the output of flow run %s: %s", run.flow_run_id, exc.strerror)
             return []
+
+    async def housekeeping(self) -> None:
+        """Delete run directories whose run ended more than ``retention_s`` ago."""
+        state_dir, retention_s = self.settings.state_dir, self.settings.retention_s
+        try:
+            result = await asyncio.to_thread(prune.prune_run_dirs, state_dir, retention_s)
+        except OSError as exc:
+            self._log_prune_failure(f"{state_dir}: {exc.strerror or type(exc).__name__}")
+            return
+        if result.removed:
+            logger.info("deleted %d local run directories that ended over %g s ago", len(result.removed), retention_s)
+        if result.failures:
+            self._log_prune_failure("; ".join(result.failures[:5]))
+        elif self._prune_failing:
+            self._prune_failing = False
+            logger.info("pruning local run directories works again")
+
+    def _log_prune_failure(self, what: str) -> None:
+        level = logging.DEBUG if self._prune_failing else logging.WARNING
+        self._prune_failing = True
+        logger.log(level, "could not prune local run directories: %s", what)
 
     # -- blocking helpers, run in a worker thread ------------------------------------------
 
