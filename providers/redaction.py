@@ -52,7 +52,8 @@ def masked_spans(data: bytes, values: list[bytes]) -> list[tuple[int, int]]:
 
     The same matches as one regex alternation of the values, longest first, but found
     with ``bytes.find`` per value: that is C-speed substring search, where re tries
-    every alternative at every position (10x slower with 10 values, 100x with 100).
+    every alternative at every position (measured with bench/redaction.py: 190 vs 140 MiB/s
+    with 10 values, 58 vs 11 MiB/s with 100).
     """
     found = []
     for value in values:
