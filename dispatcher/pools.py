@@ -10,6 +10,7 @@ from prefect.client.schemas.objects import FlowRun, WorkPool
 
 from dispatcher.config import Limits, PoolConfig
 from providers.base import Provider
+from providers.secrets import RunSecrets
 
 
 @dataclass
@@ -46,3 +47,4 @@ class TrackedRun:
     last_started_at: datetime | None = None  # last timestamps seen, in case the infrastructure vanishes
     last_stopped_at: datetime | None = None
     flow_run: FlowRun | None = field(default=None, repr=False)
+    secrets: RunSecrets = field(default_factory=RunSecrets, repr=False)  # masked in every message built from its output

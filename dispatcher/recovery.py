@@ -25,7 +25,7 @@ from prefect.states import Cancelled
 
 from dispatcher.decisions import TERMINAL
 from dispatcher.health import DependencyUnavailable
-from dispatcher.jobconfig import DeploymentGone, build_configuration
+from dispatcher.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
 from dispatcher.ledger import LedgerRun
 from dispatcher.pools import ServedPool, TrackedRun
 from dispatcher.prefect_api import seconds_since
@@ -131,12 +131,12 @@ class Recovery:
     async def _settle_final_unsubmitted(self, flow_run: FlowRun, pool: ServedPool) -> None:
         owner = self.owner
         try:
-            configuration = await _configuration_for_watching(owner, flow_run, pool)
+            resolved = await _configuration_for_watching(owner, flow_run, pool)
         except InvalidJobConfiguration:
             # Nothing can have been submitted without a configuration: the run ended before it started.
             await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
             return
-        request = owner.submitter.request_for(flow_run, pool, configuration)
+        request = owner.submitter.request_for(flow_run, pool, resolved)
         try:
             found = await pool.provider.find(request)
         except ProviderError as exc:
@@ -146,18 +146,19 @@ class Recovery:
             await owner.ledger.set_final_state(str(flow_run.id), flow_run.state.name)
             return
         log.warning("flow run %s ended while its submission was unrecorded; metering %s", flow_run.id, found.infrastructure_id)
-        await owner.submitter.record(flow_run, pool, configuration, found.infrastructure_id, request.limits.max_runtime_s)
+        await owner.submitter.record(flow_run, pool, resolved, found.infrastructure_id, request.limits.max_runtime_s)
 
     async def _adopt(self, flow_run: FlowRun, pool: ServedPool, infrastructure_id: str, submitted_at: datetime | None) -> None:
         owner = self.owner
         try:
-            configuration = await _configuration_for_watching(owner, flow_run, pool)
+            resolved = await _configuration_for_watching(owner, flow_run, pool)
         except InvalidJobConfiguration as exc:
             # Its inputs changed since submission (a block deleted...): watch it with the pool's
             # defaults rather than not at all; status and stop need little more than the id.
             log.warning("flow run %s: watching with the pool's defaults, its configuration no longer builds: %s",
                         flow_run.id, exc)
-            configuration = await _pool_default_configuration(owner, flow_run, pool)
+            resolved = await build_from_pool_template(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool,
+                                                      with_run_variables=False)
         if submitted_at is None:
             row = await owner.ledger.get(str(flow_run.id))
             submitted_at = (row.submitted_at if row else None) or flow_run.start_time or flow_run.expected_start_time
@@ -170,26 +171,19 @@ class Recovery:
         owner.watcher.track(
             TrackedRun(
                 flow_run_id=flow_run.id, pool=pool, infrastructure_id=infrastructure_id,
-                configuration=configuration, submitted_at=submitted_at,
-                max_runtime_s=pool.limits.max_runtime_s or 24 * 3600,
+                configuration=resolved.configuration, submitted_at=submitted_at,
+                max_runtime_s=pool.limits.max_runtime_s or 24 * 3600, secrets=resolved.secrets,
             )
         )
 
 
-async def _configuration_for_watching(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> object:
-    """The same configuration submission used; if the deployment is gone, the pool template alone."""
+async def _configuration_for_watching(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
+    """The same configuration (and secrets) submission used; if the deployment is gone, the pool template alone."""
     try:
         return await build_configuration(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool)
     except DeploymentGone:
-        return await _pool_default_configuration(owner, flow_run, pool)
-
-
-async def _pool_default_configuration(owner: WorkspaceDispatcher, flow_run: FlowRun, pool: ServedPool) -> object:
-    """The pool's template with the run's own job variables where they still build, else alone."""
-    configuration_class = pool.provider.job_configuration
-    template = pool.work_pool.base_job_template
-    with owner.api.guard():
         try:
-            return await configuration_class.from_template_and_values(template, flow_run.job_variables or {}, owner.api.client)
-        except Exception:  # noqa: BLE001 - the run's own variables are what no longer builds (outages raise again)
-            return await configuration_class.from_template_and_values(template, {}, owner.api.client)
+            return await build_from_pool_template(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool)
+        except InvalidJobConfiguration:
+            return await build_from_pool_template(owner.api, pool.provider.job_configuration, flow_run, pool.work_pool,
+                                                  with_run_variables=False)

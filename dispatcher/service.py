@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 
 from dispatcher.config import DispatcherConfig
 from dispatcher.health import HealthReport
+from dispatcher.housekeeping import keep_house
 from dispatcher.http import HttpService
 from dispatcher.ledger import Ledger
 from dispatcher.workspace import WorkspaceDispatcher
@@ -34,6 +35,9 @@ class ProviderSet:
             model = cls.settings_model
             self._instances[kind] = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]
         return self._instances[kind]
+
+    def instances(self) -> list[Provider]:
+        return list(self._instances.values())
 
     async def aclose(self) -> None:
         for provider in self._instances.values():
@@ -87,6 +91,7 @@ class Dispatcher:
                 for ws in self.config.workspaces
             ]
             serving = [asyncio.create_task(ws.run(), name=f"workspace {ws.ws.name}") for ws in self.workspaces]
+            housekeeping = asyncio.create_task(keep_house(self.providers.instances), name="housekeeping")
             http = self._http_service()
             http_task = asyncio.create_task(http.serve(self.http_socket), name="http") if http else None
             log.info("dispatcher %s serving %d workspace(s)", worker_name, len(self.workspaces))
@@ -94,7 +99,7 @@ class Dispatcher:
                 await self._until_stop_or_failure(serving)
                 await self._shut_down(serving)
             finally:
-                await _cancel_all(serving)
+                await _cancel_all([*serving, housekeeping])
                 if http is not None and http_task is not None:
                     http.stop()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -19,7 +19,7 @@ from prefect.states import Cancelled, Crashed, Failed, Pending
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.jobconfig import DeploymentGone, build_configuration
+from dispatcher.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.limits import check_resources, violations_message
 from dispatcher.pools import ServedPool, TrackedRun
@@ -79,24 +79,25 @@ class Submitter:
         """Everything after the claim. Per-run problems become final states; only an unavailable
         Prefect or ledger is raised (the run stays claimed and recovery re-drives it)."""
         try:
-            configuration = await self._configuration(flow_run, pool)
+            resolved = await self._configuration(flow_run, pool)
         except RunRejected as rejected:
             await self._end_run(flow_run, pool, rejected)
             return
         try:
-            await self._submit(flow_run, pool, configuration)
+            await self._submit(flow_run, pool, resolved)
         except (PrefectUnavailable, LedgerUnavailable):
             raise
         except ProviderError as exc:
-            await self._crash_unsubmitted(flow_run, pool, str(exc))
+            await self._crash_unsubmitted(flow_run, pool, resolved, str(exc))
         except Exception as exc:  # a bug must end this run plainly, not re-drive it forever
             log.exception("submitting flow run %s failed unexpectedly", flow_run.id)
             metrics.RUN_ERRORS.labels(self.ws.name, "submit").inc()
-            await self._crash_unsubmitted(flow_run, pool, f"internal error in the dispatcher ({type(exc).__name__})")
+            await self._crash_unsubmitted(flow_run, pool, resolved, f"internal error in the dispatcher ({type(exc).__name__})")
 
-    async def _crash_unsubmitted(self, flow_run: FlowRun, pool: ServedPool, why: str) -> None:
+    async def _crash_unsubmitted(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration, why: str) -> None:
         metrics.RUNS_REJECTED.labels(self.ws.name, pool.name, "submit_failed").inc()
-        await self._set_state(flow_run, Crashed(message=f"Failed to submit flow run to infrastructure: {why}"))
+        message = _redact(resolved, f"Failed to submit flow run to infrastructure: {why}")
+        await self._set_state(flow_run, Crashed(message=message))
         await self._set_final_state(flow_run, "Crashed")
 
     async def _refuse_rerun(self, flow_run: FlowRun) -> None:
@@ -114,22 +115,23 @@ class Submitter:
                 "Re-running a finished flow run is not supported by the push dispatcher yet; start a new run of the deployment.",
             )
 
-    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> object:
+    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
         provider = pool.provider
         await self._refuse_rerun(flow_run)
+        resolved = None
         try:
-            configuration = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
-            provider.validate(configuration)
-            request = provider.resources(configuration)
-        except InvalidJobConfiguration as exc:
-            raise RunRejected("InvalidJobConfiguration", f"Run not started: {exc.message}.") from None
+            resolved = await build_configuration(self.workspace, provider.job_configuration, flow_run, pool.work_pool)
+            provider.validate(resolved.configuration)
+            request = provider.resources(resolved.configuration)
+        except InvalidJobConfiguration as exc:  # its message shows the value, which may embed a secret
+            raise RunRejected("InvalidJobConfiguration", _redact(resolved, f"Run not started: {exc.message}.")) from None
         except DeploymentGone as exc:
             raise RunRejected("Cancelled", str(exc)) from None
         violations = check_resources(request, pool.limits, f"pool {pool.name!r}")
         if violations:
             raise RunRejected("LimitExceeded", violations_message(violations))
         await self._check_monthly_budget()
-        return configuration
+        return resolved
 
     async def _check_monthly_budget(self) -> None:
         budget = self.ws.monthly_compute_minutes
@@ -142,26 +144,27 @@ class Submitter:
                 f"Run not started: workspace {self.ws.name!r} used {used} of its {budget} compute minutes this month.",
             )
 
-    def request_for(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> SubmitRequest:
+    def request_for(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration) -> SubmitRequest:
         return SubmitRequest(
             flow_run_id=flow_run.id,
             idempotency_key=idempotency_key(flow_run),
             workspace=self.ws.name,
             pool=pool.name,
-            configuration=configuration,
+            configuration=resolved.configuration,
             limits=RunLimits(max_runtime_s=pool.limits.max_runtime_s or 24 * 3600),
+            secrets=resolved.secrets,
         )
 
-    async def _submit(self, flow_run: FlowRun, pool: ServedPool, configuration: object) -> None:
+    async def _submit(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration) -> None:
         provider = pool.provider
-        request = self.request_for(flow_run, pool, configuration)
+        request = self.request_for(flow_run, pool, resolved)
         metrics.PROVIDER_CALLS.labels(provider.kind, "submit").inc()
         submission = await call_with_retries(
             provider.kind, "submit", lambda: provider.submit(request), deadline_s=self.loop.submit_deadline_s
         )
-        await self.record(flow_run, pool, configuration, submission.infrastructure_id, request.limits.max_runtime_s)
+        await self.record(flow_run, pool, resolved, submission.infrastructure_id, request.limits.max_runtime_s)
 
-    async def record(self, flow_run: FlowRun, pool: ServedPool, configuration: object,
+    async def record(self, flow_run: FlowRun, pool: ServedPool, resolved: ResolvedConfiguration,
                      infrastructure_id: str, max_runtime_s: int) -> None:
         """Write the infrastructure id to the ledger and Prefect, and start watching the run."""
         provider = pool.provider
@@ -180,9 +183,10 @@ class Submitter:
                 flow_run_id=flow_run.id,
                 pool=pool,
                 infrastructure_id=infrastructure_id,
-                configuration=configuration,
+                configuration=resolved.configuration,
                 submitted_at=submitted_at,
                 max_runtime_s=max_runtime_s,
+                secrets=resolved.secrets,
             )
         )
 
@@ -208,6 +212,10 @@ class Submitter:
         metrics.STATE_CHANGES.labels(self.ws.name, getattr(state, "name", "?")).inc()
         if result.outcome != Proposal.ACCEPTED:
             log.info("state %s for %s not accepted: %s", getattr(state, "name", state), flow_run.id, result.reason)
+
+
+def _redact(resolved: ResolvedConfiguration | None, message: str) -> str:
+    return message if resolved is None else resolved.secrets.redact(message)
 
 
 def _scheduled_time(flow_run: FlowRun) -> datetime | None:

@@ -27,6 +27,7 @@ from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace, Proposa
 from dispatcher.retry import call_with_retries
 from providers.base import InfraPhase, InfraStatus, Provider, RunRef
 from providers.errors import ProviderError
+from providers.secrets import RunSecrets
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +198,11 @@ class Watcher:
         await self._stop(tracked, "unobservable")
 
     async def _crash(self, tracked: TrackedRun, message: str) -> None:
-        lines = await _safe_log_tail(tracked.pool.provider, _ref(tracked))
+        lines = await _safe_log_tail(tracked.pool.provider, _ref(tracked), tracked.secrets)
         if lines:
             message += "\nLast lines of the infrastructure log:\n" + "\n".join(lines)
-        await self._propose(tracked, Crashed(message=message))
+        # The message is shown in Prefect and logged: the cloud's reason may quote output too.
+        await self._propose(tracked, Crashed(message=tracked.secrets.redact(message)))
 
     async def _finish(self, tracked: TrackedRun, status: InfraStatus | None, state_name: str) -> None:
         if self._ledger_failed_this_tick:  # one failed ledger call per tick, not one per ended run
@@ -212,7 +214,8 @@ class Watcher:
         try:
             metered = await self.ledger.meter(
                 str(tracked.flow_run_id), started, stopped,
-                exit_code=status.exit_code if status else None, reason=status.reason if status else None,
+                exit_code=status.exit_code if status else None,
+                reason=tracked.secrets.redact(status.reason) if status and status.reason else None,
             )
             await self.ledger.set_final_state(str(tracked.flow_run_id), state_name)
         except LedgerError as exc:  # not ours to meter (the ledger never saw it): stop watching
@@ -254,10 +257,12 @@ def _remember_timestamps(tracked: TrackedRun, status: InfraStatus) -> None:
     tracked.last_stopped_at = status.stopped_at or tracked.last_stopped_at
 
 
-async def _safe_log_tail(provider: Provider, ref: RunRef) -> list[str]:
+async def _safe_log_tail(provider: Provider, ref: RunRef, secrets: RunSecrets) -> list[str]:
+    """The run's last output lines with its secrets masked: redacted whole first (a secret may
+    span lines), truncated after (a cut secret would no longer match)."""
     try:
         lines = await provider.last_log_lines(ref, limit=10)
     except ProviderError:
         return []
-    return [line[:500] for line in lines]
+    return [line[:500] for line in secrets.redact("\n".join(lines)).split("\n")] if lines else []
 

@@ -21,6 +21,7 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
 from providers.errors import invalid_configuration
+from providers.secrets import RunSecrets
 
 
 class InfraPhase(str, enum.Enum):
@@ -81,6 +82,11 @@ class SubmitRequest(BaseModel):
         description="Fully resolved job configuration (Prefect semantics), of the provider's own class."
     )
     limits: RunLimits = Field(description="Caps decided by the dispatcher for this run.")
+    secrets: RunSecrets = Field(
+        default_factory=RunSecrets,
+        exclude=True,
+        description="Known secret values of the run; providers mask them in whatever output they keep.",
+    )
 
 
 class Submission(BaseModel):
@@ -216,6 +222,12 @@ class Provider(abc.ABC, Generic[ConfigT]):
         [] means there is nothing to verify beyond the settings model.
         """
         return []
+    async def housekeeping(self) -> None:
+        """Periodic clean-up the dispatcher calls every minute or so (e.g. deleting old run records).
+
+        Idempotent and best effort: several replicas may call it at once, and a failure is
+        logged by the provider and retried on the next call; it never raises past logging.
+        """
 
     async def aclose(self) -> None:
         """Release SDK clients."""

@@ -74,10 +74,18 @@ class LocalSettings(BaseModel):
     state_dir: Path = Field(
         default=DEFAULT_STATE_DIR,
         validate_default=True,  # so the default's "~" is expanded too
-        description="Where run directories (spec, pids, exit records, output) are kept; created 0700.",
+        description="Where run directories (pids, exit records, output) are kept; created 0700.",
     )
     stop_grace_s: float = Field(
         default=10, ge=0, description="Seconds between SIGTERM and SIGKILL when a run is stopped."
+    )
+    retention_s: float = Field(
+        default=86400,
+        gt=0,
+        description=(
+            "Seconds a run directory is kept after its run ended (then deleted with its output.log). "
+            "Keep it longer than the longest dispatcher outage: a run whose directory is gone cannot be metered."
+        ),
     )
     python: str = Field(
         default=sys.executable,

@@ -1,9 +1,14 @@
-"""Starting a run: the idempotent run directory, spec.json and the detached supervisor (blocking code)."""
+"""Starting a run: the idempotent run directory and the detached supervisor (blocking code).
+
+The spec (argv, env, limits, secret values) goes to the supervisor over its stdin
+and never to disk; ``spec.json`` keeps only what is safe to read when debugging.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
+from providers import redaction
 from providers.errors import SubmissionRejected, TransientProviderError
 from providers.local import rundir
 
@@ -25,6 +31,8 @@ EXISTING_WAIT_S = 5.0
 #: A run directory this old without a supervisor record was left by a submit that died
 #: (writing spec.json and forking the supervisor takes milliseconds).
 STALE_SUBMIT_S = 15.0
+#: How long the supervisor may take to read its spec (it reads it first thing; a hung one gets a cut spec).
+SPEC_HANDOVER_S = 10.0
 _POLL_S = 0.05
 
 
@@ -63,12 +71,14 @@ def create_run(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) 
     except FileExistsError:
         return None
     try:
-        _write_spec(run_dir / rundir.SPEC, spec)
-        supervisor = _start_supervisor(run_dir, python)
+        write_public_spec(run_dir / rundir.SPEC, spec)
+        supervisor = start_supervisor(run_dir, python)
     except BaseException:
         # Nothing was started: release the lock so a retry can start the run.
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    # A supervisor that does not get the whole spec (we die or it hangs) records FAILED_TO_START itself.
+    send_spec(supervisor, spec, SPEC_HANDOVER_S)
     # While we live, we are the supervisor's parent: reap it so it leaves no zombie.
     threading.Thread(target=supervisor.wait, name=f"local-reaper-{supervisor.pid}", daemon=True).start()
     record = {
@@ -117,7 +127,7 @@ def _abandon(run_dir: Path) -> None:
     it and the other's rename fails harmlessly; both then race on mkdir as usual.
     """
     try:
-        os.rename(run_dir, run_dir.with_name(f"{run_dir.name}.abandoned-{time.time_ns()}"))
+        os.rename(run_dir, run_dir.with_name(f"{run_dir.name}{rundir.ABANDONED_MARK}{time.time_ns()}"))
     except FileNotFoundError:
         pass
 
@@ -127,21 +137,65 @@ def is_stale_without_supervisor(run_dir: Path) -> bool:
     return time.time() - run_dir.stat().st_mtime > STALE_SUBMIT_S
 
 
-def _write_spec(path: Path, spec: dict[str, Any]) -> None:
-    # 0600 from creation on (never a moment world-readable): it holds the Prefect API key.
+def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """What spec.json keeps for debugging: no env values, no arguments (either may hold secrets)."""
+    secrets = spec.get("secrets", [])
+    public = {key: spec.get(key) for key in ("flow_run_id", "memory_mib", "cpu", "max_runtime_s", "stop_grace_s", "stream_output")}
+    public["program"] = redaction.redact_text(spec["argv"][0], secrets)
+    public["argument_count"] = len(spec["argv"]) - 1
+    public["cwd"] = redaction.redact_text(spec["cwd"], secrets)
+    public["env_names"] = sorted(spec["env"])
+    return public
+
+
+def write_public_spec(path: Path, spec: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, rundir.PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(spec, f)
+        json.dump(public_spec(spec), f)
 
 
-def _start_supervisor(run_dir: Path, python: str) -> subprocess.Popen[bytes]:
+def send_spec(supervisor: subprocess.Popen[bytes], spec: dict[str, Any], timeout_s: float) -> bool:
+    """Write the whole spec to the supervisor's stdin and close it; False if it did not take all of it.
+
+    Non-blocking writes under a deadline: a supervisor that hangs must not hang the submit.
+    """
+    assert supervisor.stdin is not None
+    data = memoryview(json.dumps(spec).encode("utf-8"))
+    fd = supervisor.stdin.fileno()
+    os.set_blocking(fd, False)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if poller.poll(remaining * 1000):
+                data = data[_write_some(fd, data) :]
+        return True
+    except OSError:  # EPIPE: it died before reading; it recorded FAILED_TO_START, or it vanished
+        return False
+    finally:
+        supervisor.stdin.close()
+
+
+def _write_some(fd: int, data: memoryview) -> int:
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
+
+
+def start_supervisor(run_dir: Path, python: str) -> subprocess.Popen[bytes]:
+    """Start the supervisor detached, with a pipe on its stdin for the spec (see send_spec)."""
     log_fd = os.open(run_dir / rundir.SUPERVISOR_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, rundir.PRIVATE_FILE_MODE)
     try:
         return subprocess.Popen(
             [python, "-m", "providers.local.supervisor", str(run_dir)],
             cwd=run_dir,
             env=_supervisor_env(),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log_fd,
             stderr=log_fd,
             # Its own session: it outlives the dispatcher and a Ctrl-C in the dispatcher's terminal.

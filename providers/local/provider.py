@@ -31,7 +31,7 @@ from providers.base import (
 )
 from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
-from providers.local import launch
+from providers.local import launch, prune
 from providers.local import runs as local_runs
 from providers.local.checks import check_local_settings
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
@@ -56,6 +56,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         self.settings = settings or LocalSettings()
         self.hostname = socket.gethostname()
         self._orphans = local_runs.OrphanTerminator(self.settings.stop_grace_s)
+        self._prune_failing = False  # log a failing prune once, not every minute
 
     # -- pure --------------------------------------------------------------------------
 
@@ -111,6 +112,27 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             logger.debug("could not read the output of flow run %s: %s", run.flow_run_id, exc.strerror)
             return []
 
+    async def housekeeping(self) -> None:
+        """Delete run directories whose run ended more than ``retention_s`` ago."""
+        state_dir, retention_s = self.settings.state_dir, self.settings.retention_s
+        try:
+            result = await asyncio.to_thread(prune.prune_run_dirs, state_dir, retention_s)
+        except OSError as exc:
+            self._log_prune_failure(f"{state_dir}: {exc.strerror or type(exc).__name__}")
+            return
+        if result.removed:
+            logger.info("deleted %d local run directories that ended over %g s ago", len(result.removed), retention_s)
+        if result.failures:
+            self._log_prune_failure("; ".join(result.failures[:5]))
+        elif self._prune_failing:
+            self._prune_failing = False
+            logger.info("pruning local run directories works again")
+
+    def _log_prune_failure(self, what: str) -> None:
+        level = logging.DEBUG if self._prune_failing else logging.WARNING
+        self._prune_failing = True
+        logger.log(level, "could not prune local run directories: %s", what)
+
     # -- blocking helpers, run in a worker thread ------------------------------------------
 
     def _submit_blocking(self, request: SubmitRequest) -> Submission:
@@ -158,6 +180,8 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             "max_runtime_s": request.limits.max_runtime_s,
             "stop_grace_s": self.settings.stop_grace_s,
             "stream_output": configuration.stream_output,
+            # Handed to the supervisor over a pipe, never written: it masks them in output.log.
+            "secrets": request.secrets.revealed(),
         }
 
     def _run_dir(self, flow_run_id: UUID) -> Path:

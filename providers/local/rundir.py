@@ -5,13 +5,19 @@ and without the dispatcher's dependencies.
 
 Layout of ``STATE_DIR/<flow_run_id>/`` (0700):
 
-* ``spec.json``       what to run; holds the flow's env (API key), so 0600
+* ``spec.json``       for debugging only: program, limits, env variable *names* (launcher);
+                      the full spec goes to the supervisor over its stdin, never to disk
 * ``supervisor.json`` supervisor pid, its /proc start time and the host (provider)
 * ``started.json``    child pid and start time, supervisor pid, started_at (supervisor)
 * ``exited.json``     exit_code, stopped_at, cause, reason (supervisor)
 * ``stop.json``       a stop was requested, and why (provider)
-* ``output.log``      the command's stdout and stderr
+* ``output.log``      the command's stdout and stderr (0600); while the command runs it holds
+                      whatever the flow prints, and it is rewritten with the run's secret
+                      values masked before ``exited.json`` is written
 * ``supervisor.log``  the supervisor's own stdout and stderr
+
+Run directories that ended (``exited.json``, or renamed ``*.abandoned-*`` by a retried
+submit) are deleted ``retention_s`` later (:mod:`providers.local.prune`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ EXITED = "exited.json"
 STOP_REQUESTED = "stop.json"
 OUTPUT_LOG = "output.log"
 SUPERVISOR_LOG = "supervisor.log"
+#: A retried submit renames a dead submit's directory to ``<flow run id>.abandoned-<time_ns>``.
+ABANDONED_MARK = ".abandoned-"
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700

@@ -1,10 +1,15 @@
 """Runs one flow run's command and records how it ended, even when no dispatcher is alive.
 
-Usage: ``python -m providers.local.supervisor RUN_DIR``
+Usage: ``python -m providers.local.supervisor RUN_DIR`` with the run spec as JSON on stdin.
 
 The provider starts this program in a session of its own, so it outlives the
 dispatcher; everything the provider later reports comes from the files written
 here (see :mod:`providers.local.rundir`). Standard library only, so it starts fast.
+
+The spec (argv, env, limits, the run's secret values) arrives over stdin and is
+never written to disk. When the command has ended, ``output.log`` is rewritten with
+every secret value masked *before* ``exited.json`` is written: a run seen as ended
+leaves nothing secret behind.
 
 Signals: SIGTERM (the provider's stop), SIGINT and SIGHUP all end the command's
 process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
@@ -12,9 +17,11 @@ process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -23,11 +30,20 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from providers import redaction
 from providers.local import rundir
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 WAKE_SIGNALS = STOP_SIGNALS | {signal.SIGCHLD}
 GROUP_POLL_S = 0.05
+#: How long to wait for the launcher to hand over the spec (it writes it right after starting us).
+SPEC_TIMEOUT_S = 60.0
+#: A spec larger than this is not one the provider wrote.
+MAX_SPEC_BYTES = 64 * 1024 * 1024
+
+
+class SpecError(Exception):
+    """The spec on stdin is missing, cut short or not the JSON object the launcher writes."""
 
 
 def main(argv: list[str]) -> int:
@@ -41,12 +57,13 @@ def main(argv: list[str]) -> int:
     run_dir = Path(argv[1])
     _record_self(run_dir)
     try:
-        spec = rundir.read_json(run_dir / rundir.SPEC)
-        if spec is None:
-            raise FileNotFoundError(rundir.SPEC)
-    except (OSError, ValueError) as exc:
-        _record_exit(run_dir, None, "FAILED_TO_START", f"could not read {rundir.SPEC}: {type(exc).__name__}")
+        spec = read_spec(sys.stdin.fileno(), SPEC_TIMEOUT_S)
+    except (OSError, SpecError) as exc:
+        why = exc if isinstance(exc, SpecError) else exc.strerror or type(exc).__name__
+        _record_exit(run_dir, None, "FAILED_TO_START", f"could not read the run spec from the dispatcher: {why}")
         return 1
+    finally:
+        _release_stdin()
     if (run_dir / rundir.STOP_REQUESTED).exists():  # stopped before we could block signals
         _record_exit(run_dir, None, "STOPPED", "stopped on request before the command started")
         return 0
@@ -57,11 +74,84 @@ def main(argv: list[str]) -> int:
         _record_start(run_dir, child)
         returncode, cause, reason = _supervise(child, spec)
     except BaseException:
-        # Never leave a command running that nobody supervises or can find again.
+        # Never leave a command running that nobody supervises or can find again, nor its secrets.
         rundir.signal_group(child.pid, signal.SIGKILL)
+        redact_output(run_dir, spec["secrets"])
         raise
-    _record_exit(run_dir, returncode, cause, reason)
+    stopped_at = rundir.utc_now_iso()  # metering ends with the command, not with the redaction
+    redact_output(run_dir, spec["secrets"])  # before exited.json: an ended run shows no secret
+    _record_exit(run_dir, returncode, cause, reason, stopped_at)
     return 0
+
+
+def read_spec(fd: int, timeout_s: float) -> dict[str, Any]:
+    """The spec the launcher writes to our stdin: everything up to EOF, parsed and checked.
+
+    EOF before a whole object (the launcher died), a timeout (it hangs) or any other
+    shape raise SpecError; the message names what was wrong, never the content.
+    """
+    data = _read_until_eof(fd, timeout_s)
+    try:
+        spec = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise SpecError(f"not a complete JSON object ({len(data)} bytes)") from None
+    if not isinstance(spec, dict):
+        raise SpecError("not a JSON object")
+    argv, env = spec.get("argv"), spec.get("env")
+    if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+        raise SpecError("argv is not a non-empty list of strings")
+    if not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+        raise SpecError("env is not an object of strings")
+    if not isinstance(spec.get("cwd"), str):
+        raise SpecError("cwd is not a string")
+    secrets = spec.setdefault("secrets", [])
+    if not (isinstance(secrets, list) and all(isinstance(v, str) for v in secrets)):
+        raise SpecError("secrets is not a list of strings")
+    return spec
+
+
+def _read_until_eof(fd: int, timeout_s: float) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + timeout_s
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise SpecError(f"the dispatcher did not hand it over within {timeout_s:g} s")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(f"larger than {MAX_SPEC_BYTES} bytes")
+        chunks.append(chunk)
+
+
+def _release_stdin() -> None:
+    """Close the pipe from the launcher; /dev/null takes fd 0 so no file we open later lands there."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def redact_output(run_dir: Path, secrets: list[str]) -> None:
+    """Mask the run's secret values in output.log; if that fails, delete the log rather than keep them."""
+    values = redaction.normalise(secrets)
+    if not values:
+        return
+    path = run_dir / rundir.OUTPUT_LOG
+    started = time.monotonic()
+    try:
+        if redaction.redact_file(path, values, rundir.PRIVATE_FILE_MODE):
+            print(f"supervisor {os.getpid()}: output redacted in {time.monotonic() - started:.3f} s", flush=True)
+    except OSError as exc:
+        print(f"supervisor {os.getpid()}: could not redact the output ({exc.strerror}); deleting it", flush=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes] | None:
@@ -83,7 +173,8 @@ def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]
         )
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
-        _record_exit(run_dir, None, "FAILED_TO_START", f"could not start {argv[0]!r}: {exc.strerror}{where}")
+        reason = f"could not start {argv[0]!r}: {exc.strerror}{where}"
+        _record_exit(run_dir, None, "FAILED_TO_START", redaction.redact_text(reason, spec["secrets"]))
         return None
     except subprocess.SubprocessError as exc:  # the preexec hook failed
         _record_exit(run_dir, None, "FAILED_TO_START", f"could not apply the memory/CPU limits: {exc}")
@@ -190,10 +281,10 @@ def _end_group(child: subprocess.Popen[bytes], grace: float) -> int:
     return child.wait()
 
 
-def _record_exit(run_dir: Path, returncode: int | None, cause: str, reason: str) -> None:
+def _record_exit(run_dir: Path, returncode: int | None, cause: str, reason: str, stopped_at: str | None = None) -> None:
     exited = {
         "exit_code": None if returncode is None else rundir.exit_code_from_returncode(returncode),
-        "stopped_at": rundir.utc_now_iso(),
+        "stopped_at": stopped_at or rundir.utc_now_iso(),
         "cause": cause,
         "reason": reason,
     }

@@ -10,7 +10,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dispatcher.config import PoolConfig, WorkspaceConfig
 from dispatcher.examples.deploy import deploy_example
-from dispatcher.jobconfig import build_configuration
+from dispatcher.jobconfig import build_configuration, build_from_pool_template
+from dispatcher.templating import applied_template
 from dispatcher.prefect_api import PrefectWorkspace
 from providers.local import LocalJobConfiguration
 
@@ -42,8 +43,8 @@ async def test_configuration_equals_prefect_workers(prefect_api_url, prefect_cli
         )
     workspace = PrefectWorkspace(WorkspaceConfig(name="w", api_url=prefect_api_url, pools=[PoolConfig(name=local_pool)]), "worker-x")
     async with workspace:
-        ours = await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)
-        again = await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)
+        ours = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
+        again = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
     assert again.model_dump() == ours.model_dump()  # building twice from one FlowRun object is stable
 
     assert ours.model_dump() == expected.model_dump()
@@ -64,7 +65,31 @@ async def test_flow_run_env_carries_the_workspaces_own_connection(prefect_api_ur
     config = WorkspaceConfig(name="cloud", api_url=other_url, api_key="pnu_" + "k" * 36, pools=[PoolConfig(name=local_pool)])
     workspace = PrefectWorkspace(config, "worker-y")
     async with workspace:
-        configuration = await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)
+        configuration = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
     assert configuration.env["PREFECT_API_URL"] == other_url
     assert configuration.env["PREFECT_API_KEY"] == "pnu_" + "k" * 36
     assert "PREFECT_API_AUTH_STRING" not in configuration.env
+
+
+async def test_run_secrets_name_every_referenced_value(prefect_api_url, prefect_client, local_pool):
+    """Block and variable references, secret-looking env names and the workspace's own key; nothing else."""
+    flow_run = await _run_with_references(prefect_client, local_pool)
+    work_pool = await prefect_client.read_work_pool(local_pool)
+    config = WorkspaceConfig(name="w", api_url=prefect_api_url, api_key="pnu_" + "q" * 36, pools=[PoolConfig(name=local_pool)])
+    async with PrefectWorkspace(config, "worker-z") as workspace:
+        resolved = await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)
+        deployment_gone = await build_from_pool_template(workspace, LocalJobConfiguration, flow_run, work_pool)
+    secrets = set(resolved.secrets.revealed())
+    # The Secret block, the variable behind working_dir ("/tmp"), the API key.
+    assert secrets == {"s3cr3t-token", "/tmp", "pnu_" + "q" * 36}
+    assert "pnu_" + "q" * 36 in deployment_gone.secrets.revealed()  # rebuilt after the deployment was deleted
+
+
+async def test_applied_template_follows_prefects_merge(prefect_client, local_pool):
+    """applied_template repeats from_template_and_values' steps; without references both give the same configuration."""
+    template = (await prefect_client.read_work_pool(local_pool)).base_job_template
+    template["variables"]["properties"]["env"]["default"] = {"FROM_POOL": "p", "OVERRIDDEN": "pool"}
+    values = {"env": {"OVERRIDDEN": "deployment", "NEW": "n"}, "env.DOTTED": "d", "memory": 512, "cpu": 1.5}
+    expected = await LocalJobConfiguration.from_template_and_values(template, values, client=prefect_client)
+    assert LocalJobConfiguration(**applied_template(template, values)).model_dump() == expected.model_dump()
+    assert expected.env == {"FROM_POOL": "p", "OVERRIDDEN": "deployment", "NEW": "n", "DOTTED": "d"}

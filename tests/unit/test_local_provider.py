@@ -245,11 +245,13 @@ async def test_not_found(provider: LocalProvider) -> None:
     assert "another host" in statuses[1].reason
 
 
-async def test_spec_is_private(provider: LocalProvider, settings: LocalSettings) -> None:
+async def test_spec_is_private_and_holds_env_names_only(provider: LocalProvider, settings: LocalSettings) -> None:
     ref = await submit(provider, LocalJobConfiguration(command="true", env={"PREFECT_API_KEY": "secret"}))
     directory = run_dir(settings, ref)
     assert (directory / "spec.json").stat().st_mode & 0o777 == 0o600
     assert directory.stat().st_mode & 0o777 == 0o700
+    spec = json.loads((directory / "spec.json").read_text())
+    assert "PREFECT_API_KEY" in spec["env_names"] and "secret" not in json.dumps(spec)
     await wait_for(provider, ref, InfraPhase.EXITED)
     assert "secret" not in (directory / "supervisor.log").read_text()
 
@@ -304,8 +306,10 @@ async def test_supervisor_records_itself_when_the_launcher_dies_right_after_star
     req = request(cfg)
     run_dir = settings.state_dir / str(req.flow_run_id)
     run_dir.mkdir(parents=True, mode=0o700)
-    launch._write_spec(run_dir / "spec.json", provider._spec(req, cfg, run_dir))
-    supervisor = launch._start_supervisor(run_dir, settings.python)  # ...and the launcher dies here
+    spec = provider._spec(req, cfg, run_dir)
+    launch.write_public_spec(run_dir / "spec.json", spec)
+    supervisor = launch.start_supervisor(run_dir, settings.python)
+    assert launch.send_spec(supervisor, spec, timeout_s=10)  # ...and the launcher dies here
     for _ in range(100):
         found = await LocalProvider(settings).find(req)  # what recovery asks after the restart
         if found is not None:
