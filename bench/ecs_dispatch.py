@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dispatcher.retry import call_with_retries  # noqa: E402
+from dispatcher.loops.retry import call_with_retries  # noqa: E402
 from providers.base import InfraPhase, RunLimits, RunRef, SubmitRequest  # noqa: E402
 from providers.ecs import EcsJobConfiguration, EcsProvider, EcsSettings  # noqa: E402
 from tests.emulators.ecs import EcsEmulator, Faults  # noqa: E402
@@ -170,9 +170,9 @@ def report_provider(args: argparse.Namespace, emu: EcsEmulator, latencies: list[
 async def dispatcher_bench(args: argparse.Namespace) -> None:
     from prefect.client.orchestration import PrefectClient
 
-    from dispatcher.embedded import prefect_server
-    from dispatcher.examples.deploy import deploy_example
-    from dispatcher.poolcli import create_pool
+    from dispatcher.demo.embedded import prefect_server
+    from dispatcher.demo.examples.deploy import deploy_example
+    from dispatcher.prefect.pools import create_pool
 
     workdir = Path(tempfile.mkdtemp(prefix="ecs-bench-"))
     with prefect_server(workdir / "prefect") as api_url, emulator(args) as emu:
@@ -187,7 +187,7 @@ async def run_dispatcher(args, api_url, workdir, client, deployment, emu: EcsEmu
     """A backlog drain: all runs are due before the dispatcher starts (the local SQLite Prefect server
     creates only a few runs per second, too slow to measure claims of runs created while dispatching)."""
     from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
-    from dispatcher.prefect_api import utcnow
+    from dispatcher.prefect.api import utcnow
     from dispatcher.service import Dispatcher
 
     began = time.perf_counter()

@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prefect.client.orchestration import PrefectClient  # noqa: E402
 
 from dispatcher.config import DispatcherConfig, PoolConfig, ServiceConfig, WorkspaceConfig  # noqa: E402
-from dispatcher.embedded import prefect_server  # noqa: E402
-from dispatcher.examples.deploy import deploy_example  # noqa: E402
+from dispatcher.demo.embedded import prefect_server  # noqa: E402
+from dispatcher.demo.examples.deploy import deploy_example  # noqa: E402
 from dispatcher.ledger import Ledger  # noqa: E402
-from dispatcher.poolcli import create_pool  # noqa: E402
+from dispatcher.prefect.pools import create_pool  # noqa: E402
 from dispatcher.service import Dispatcher  # noqa: E402
 from tests.e2e.helpers import fake_engine_command, is_final, wait_until  # noqa: E402
 

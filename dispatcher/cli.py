@@ -16,11 +16,11 @@ from dispatcher.logs import configure_logging
 
 if TYPE_CHECKING:
     from dispatcher.service import Dispatcher
-from dispatcher.startup_errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_PORT, EXIT_USAGE, StartupError
+from dispatcher.startup.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_PORT, EXIT_USAGE, StartupError
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dispatcher.startup import bind_service_socket
+    from dispatcher.startup.preflight import bind_service_socket
 
     config = load_config(Path(args.config))
     configure_logging(config.service.log_level, args.log_json or config.service.log_json)
@@ -60,7 +60,7 @@ async def _serve_until_signalled(config: DispatcherConfig, http_socket: socket.s
 
 
 async def _start_and_serve(dispatcher: Dispatcher, config: DispatcherConfig, serving: asyncio.Event) -> None:
-    from dispatcher.startup import ensure_dependencies
+    from dispatcher.startup.preflight import ensure_dependencies
 
     await ensure_dependencies(config)  # ledger, then each Prefect (waited for up to startup_timeout_s)
     serving.set()
@@ -68,7 +68,7 @@ async def _start_and_serve(dispatcher: Dispatcher, config: DispatcherConfig, ser
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dispatcher.check import failed, run_checks
+    from dispatcher.startup.checks import failed, run_checks
 
     config = load_config(Path(args.config))
     pools = sum(len(ws.pools) for ws in config.workspaces)
@@ -80,7 +80,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _pool_create(args: argparse.Namespace) -> int:
-    from dispatcher.poolcli import create_pool
+    from dispatcher.prefect.pools import create_pool
 
     api_url = args.api_url or os.environ.get("PREFECT_API_URL")
     if not api_url:
@@ -98,7 +98,7 @@ def _pool_create(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from dispatcher.usage import print_usage
+    from dispatcher.ledger.report import print_usage
 
     dsn = args.ledger
     if dsn is None:
@@ -108,7 +108,7 @@ def _usage(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dispatcher.demo import run_demo
+    from dispatcher.demo.run import run_demo
 
     return asyncio.run(run_demo(runs=args.runs))
 

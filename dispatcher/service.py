@@ -11,10 +11,10 @@ from contextlib import AsyncExitStack
 
 from dispatcher.config import DispatcherConfig
 from dispatcher.health import HealthReport
-from dispatcher.housekeeping import keep_house
-from dispatcher.http import HttpService
+from dispatcher.loops.housekeeping import keep_house
+from dispatcher.web.app import HttpService
 from dispatcher.ledger import Ledger
-from dispatcher.workspace import WorkspaceDispatcher
+from dispatcher.loops.workspace import WorkspaceDispatcher
 from providers import provider_class
 from providers.base import Provider
 

@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 from prefect.client.orchestration import PrefectClient  # noqa: E402
 
 from dispatcher.config import DispatcherConfig, Limits, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig  # noqa: E402
-from dispatcher.embedded import prefect_server  # noqa: E402
-from dispatcher.poolcli import create_pool  # noqa: E402
+from dispatcher.demo.embedded import prefect_server  # noqa: E402
+from dispatcher.prefect.pools import create_pool  # noqa: E402
 from dispatcher.service import Dispatcher  # noqa: E402
 from tests.postgres import postgres_database  # noqa: E402,F401 - a shared fixture
 

@@ -13,7 +13,7 @@ from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from dispatcher.decisions import TERMINAL
+from dispatcher.loops.decisions import TERMINAL
 
 FAKE_ENGINE = Path(__file__).resolve().parent / "fake_engine.py"
 

@@ -13,14 +13,13 @@ import uuid
 import pytest
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import VariableCreate
 from prefect.states import Cancelled, Pending
 
 from dispatcher import metrics
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
-from dispatcher.poolcli import create_pool
-from dispatcher.prefect_api import utcnow
+from dispatcher.prefect.pools import create_pool
+from dispatcher.prefect.api import utcnow
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import is_final, wait_until
 

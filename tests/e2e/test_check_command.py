@@ -28,8 +28,8 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from sqlalchemy.engine import make_url
 
 from dispatcher.cli import main
-from dispatcher.embedded import free_port
-from dispatcher.poolcli import create_pool
+from dispatcher.demo.embedded import free_port
+from dispatcher.prefect.pools import create_pool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("CHECK_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from dispatcher.config import ServiceConfig, load_config
-from dispatcher.embedded import free_port
+from dispatcher.demo.embedded import free_port
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
 
@@ -125,7 +125,7 @@ async def test_sigterm_stops_cleanly_with_json_logs_and_leaves_runs_running(pref
     import signal
     import time
 
-    from dispatcher.examples.deploy import deploy_example
+    from dispatcher.demo.examples.deploy import deploy_example
     from tests.e2e.helpers import fake_engine_command, is_running, wait_until
 
     deployment_id = await deploy_example(prefect_client, "hello", local_pool, name=f"sigterm-{uuid.uuid4().hex[:6]}",

@@ -12,9 +12,9 @@ import pytest
 from prefect.states import Cancelling
 
 from dispatcher.config import DispatcherConfig, Limits, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
-from dispatcher.poolcli import create_pool
+from dispatcher.prefect.pools import create_pool
 from tests.conftest import running_dispatcher
 from tests.e2e.helpers import is_final, is_running, wait_until
 from tests.emulators.ecs import EcsEmulator, Faults

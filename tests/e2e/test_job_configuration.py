@@ -9,10 +9,10 @@ from prefect.client.schemas.actions import VariableCreate
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dispatcher.config import PoolConfig, WorkspaceConfig
-from dispatcher.examples.deploy import deploy_example
-from dispatcher.jobconfig import build_configuration, build_from_pool_template
-from dispatcher.templating import applied_template
-from dispatcher.prefect_api import PrefectWorkspace
+from dispatcher.demo.examples.deploy import deploy_example
+from dispatcher.prefect.jobconfig import build_configuration, build_from_pool_template
+from dispatcher.prefect.templating import applied_template
+from dispatcher.prefect.api import PrefectWorkspace
 from providers.local import LocalJobConfiguration
 
 

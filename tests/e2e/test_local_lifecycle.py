@@ -13,7 +13,7 @@ from prefect.states import Cancelling
 from pydantic import SecretStr
 
 from dispatcher.config import Limits
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import is_final, is_running, wait_until

@@ -19,8 +19,8 @@ from prefect.states import Cancelling
 
 from dispatcher import metrics
 from dispatcher.config import Limits, LoopConfig, ServiceConfig
-from dispatcher.embedded import free_port
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.embedded import free_port
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import fake_engine_command, is_final, is_running, read_runs, wait_until
@@ -175,6 +175,6 @@ async def _async(value: bool) -> bool:
 
 
 async def _now_minus(moment) -> float:
-    from dispatcher.prefect_api import seconds_since
+    from dispatcher.prefect.api import seconds_since
 
     return seconds_since(moment)

@@ -21,7 +21,7 @@ from prefect.client.schemas.actions import VariableCreate
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import is_final, wait_until

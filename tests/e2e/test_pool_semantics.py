@@ -10,7 +10,7 @@ import pytest
 from prefect.client.schemas.actions import WorkPoolUpdate
 
 from dispatcher.config import LoopConfig
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from providers.errors import TransientProviderError
 from providers.local import LocalProvider
 from tests.conftest import dispatcher_config, running_dispatcher
@@ -89,7 +89,7 @@ async def test_one_dispatcher_serves_several_workspaces_and_meters_each(prefect_
     """Two workspaces (here: two names on one server, each with its own pool) in one process."""
     from dispatcher.config import PoolConfig, WorkspaceConfig
     from dispatcher.ledger import Ledger
-    from dispatcher.poolcli import create_pool
+    from dispatcher.prefect.pools import create_pool
 
     pools = {}
     for workspace in ("team-a", "team-b"):

@@ -28,7 +28,7 @@ from prefect_aws import AwsClientParameters, AwsCredentials  # noqa: E402
 from prefect_aws.workers import ecs_worker  # noqa: E402
 from prefect_aws.workers.ecs_worker import ECSWorker  # noqa: E402
 
-from dispatcher.examples.deploy import deploy_example  # noqa: E402
+from dispatcher.demo.examples.deploy import deploy_example  # noqa: E402
 from tests.e2e.helpers import is_final, wait_until  # noqa: E402
 from tests.emulators.ecs import EcsEmulator  # noqa: E402
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
-from dispatcher.prefect_api import Proposal
+from dispatcher.prefect.api import Proposal
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import fake_engine_command, is_final, read_runs, wait_until
 
@@ -61,7 +61,7 @@ async def _wait_metered(dsn: str, ids: list, timeout_s: float = 60) -> None:
 
 def _count_claims(monkeypatch, counts: collections.Counter) -> None:
     """Count claim outcomes per replica (by worker name) from the first poll on."""
-    from dispatcher.submitter import Submitter
+    from dispatcher.loops.submitter import Submitter
 
     original = Submitter.claim
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from dispatcher.retry import call_with_retries
+from dispatcher.loops.retry import call_with_retries
 from providers.base import InfraPhase, InfraStatus, RunLimits, RunRef, StopCause, SubmitRequest
 from providers.ecs import EcsJobConfiguration, EcsProvider, EcsSettings
 from providers.ecs import provider as provider_module

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from prefect.workers.base import BaseJobConfiguration
 
-from dispatcher.watcher import _safe_log_tail
+from dispatcher.loops.watcher import _safe_log_tail
 from providers.base import RunRef
 from providers.errors import TransientProviderError
 from providers.secrets import RunSecrets

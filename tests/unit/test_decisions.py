@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from prefect.client.schemas.objects import StateType
 
-from dispatcher.decisions import Action, Observation, crash_message, decide, format_duration
+from dispatcher.loops.decisions import Action, Observation, crash_message, decide, format_duration
 from providers.base import InfraPhase, InfraStatus, StopCause
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from prefect.events.schemas.events import Event, RelatedResource, Resource
 
-from dispatcher.events import SCHEDULED_EVENT, work_pools_of
+from dispatcher.prefect.events import SCHEDULED_EVENT, work_pools_of
 
 
 def test_the_run_s_work_pool_is_rung_and_nothing_else():

@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from dispatcher import housekeeping, metrics
+from dispatcher import metrics
+from dispatcher.loops import housekeeping
 
 
 class FakeProvider:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dispatcher.config import DispatcherConfig, Limits, PoolConfig, WorkspaceConfig
-from dispatcher.limits import check_resources, effective_limits, violations_message
+from dispatcher.policy.limits import check_resources, effective_limits, violations_message
 from providers.base import ResourceRequest
 
 

@@ -11,11 +11,11 @@ from prefect.exceptions import ObjectNotFound
 
 from dispatcher import cli
 from dispatcher.config import PoolConfig, WorkspaceConfig
-from dispatcher.embedded import free_port
+from dispatcher.demo.embedded import free_port
 from dispatcher.ledger import Ledger
-from dispatcher.probes import PrefectUnreachable, probe_ledger
-from dispatcher.startup import bind_service_socket, read_push_pool, served_provider_kind, wait_for_prefect
-from dispatcher.startup_errors import StartupError, safe_url
+from dispatcher.startup.probes import PrefectUnreachable, probe_ledger
+from dispatcher.startup.preflight import bind_service_socket, read_push_pool, served_provider_kind, wait_for_prefect
+from dispatcher.startup.errors import StartupError, safe_url
 
 WS = WorkspaceConfig(name="analytics", api_url="http://prefect:4200/api", pools=[PoolConfig(name="p")])
 

@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from dispatcher.config import WorkspaceConfig
 from dispatcher.ledger.engine import is_sqlite, is_sqlite_memory, ledger_url
-from dispatcher.startup_errors import StartupError, describe_exception, safe_url
+from dispatcher.startup.errors import StartupError, describe_exception, safe_url
 
 #: Answers that mean "not now" rather than "never": Prefect restarting, a proxy in front of it.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}

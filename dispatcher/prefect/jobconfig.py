@@ -7,7 +7,7 @@ and Prefect variables, then ``prepare_for_flow_run`` (env incl. PREFECT_API_URL,
 auth and PREFECT__FLOW_RUN_ID, labels, name, default command). We call exactly
 that, under the workspace's settings, so the result equals what a Prefect worker
 of that workspace would build; with it come the run's secret values
-(:mod:`dispatcher.templating`).
+(:mod:`dispatcher.prefect.templating`).
 
 Whatever a run's inputs are, building ends in a configuration or in one of three
 errors: ``DeploymentGone``, ``InvalidJobConfiguration`` (naming the field, or the
@@ -27,9 +27,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.workers.base import BaseJobConfiguration
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
-from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace
-from dispatcher.references import missing_reference, with_missing_variables
-from dispatcher.templating import applied_template, secrets_of
+from dispatcher.prefect.api import PrefectUnavailable, PrefectWorkspace
+from dispatcher.prefect.references import missing_reference, with_missing_variables
+from dispatcher.prefect.templating import applied_template, secrets_of
 from providers.errors import InvalidJobConfiguration, invalid_configuration
 from providers.secrets import RunSecrets
 

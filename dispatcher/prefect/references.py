@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import WorkPool
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.templating import PlaceholderType, find_placeholders
 
-from dispatcher.prefect_api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectWorkspace
 from providers.errors import InvalidJobConfiguration
 
 _BLOCK_PREFIX = "prefect.blocks."

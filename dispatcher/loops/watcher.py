@@ -19,12 +19,12 @@ from prefect.states import Cancelled, Crashed, Failed
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.decisions import TERMINAL, Action, Decision, Observation, decide, over_runtime_cap
+from dispatcher.loops.decisions import TERMINAL, Action, Decision, Observation, decide, over_runtime_cap
 from dispatcher.health import QuietErrors
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
-from dispatcher.pools import TrackedRun
-from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
-from dispatcher.retry import call_with_retries
+from dispatcher.loops.served import TrackedRun
+from dispatcher.prefect.api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.loops.retry import call_with_retries
 from providers.base import InfraPhase, InfraStatus, Provider, RunRef
 from providers.errors import ProviderError
 from providers.secrets import RunSecrets

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
-from dispatcher.configfile import Loc, Problem, render_loc
+from dispatcher.config.file import Loc, Problem, render_loc
 
 #: Keys whose values are never echoed, whatever their type.
 _SECRET_KEY = re.compile(r"(?i)(secret|password|passwd|token|api_key|auth|credential|dsn)")

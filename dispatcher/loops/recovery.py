@@ -23,16 +23,16 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelled
 
-from dispatcher.decisions import TERMINAL
+from dispatcher.loops.decisions import TERMINAL
 from dispatcher.health import DependencyUnavailable
-from dispatcher.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
+from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
 from dispatcher.ledger import LedgerRun
-from dispatcher.pools import ServedPool, TrackedRun
-from dispatcher.prefect_api import seconds_since
+from dispatcher.loops.served import ServedPool, TrackedRun
+from dispatcher.prefect.api import seconds_since
 from providers.errors import InvalidJobConfiguration, ProviderError
 
 if TYPE_CHECKING:
-    from dispatcher.workspace import WorkspaceDispatcher
+    from dispatcher.loops.workspace import WorkspaceDispatcher
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 
-from dispatcher.prefect_api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectWorkspace
 
 log = logging.getLogger(__name__)
 

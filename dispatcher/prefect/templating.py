@@ -16,7 +16,7 @@ from prefect.utilities.collections import deep_merge, set_in_dict
 from prefect.utilities.templating import apply_values
 from prefect.workers.base import BaseJobConfiguration
 
-from dispatcher.prefect_api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectWorkspace
 from providers.secrets import RunSecrets, run_secrets
 
 

@@ -19,12 +19,12 @@ from prefect.states import Cancelled, Crashed, Failed, Pending
 
 from dispatcher import metrics
 from dispatcher.config import LoopConfig, WorkspaceConfig
-from dispatcher.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
+from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
-from dispatcher.limits import check_resources, violations_message
-from dispatcher.pools import ServedPool, TrackedRun
-from dispatcher.prefect_api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
-from dispatcher.retry import call_with_retries
+from dispatcher.policy.limits import check_resources, violations_message
+from dispatcher.loops.served import ServedPool, TrackedRun
+from dispatcher.prefect.api import PrefectUnavailable, PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.loops.retry import call_with_retries
 from providers.base import RunLimits, SubmitRequest
 from providers.errors import InvalidJobConfiguration, ProviderError
 

@@ -20,9 +20,9 @@ from prefect.client.schemas.objects import WorkPool
 from prefect.exceptions import ObjectNotFound
 
 from dispatcher.config import DispatcherConfig, PoolConfig, WorkspaceConfig
-from dispatcher.prefect_api import PrefectWorkspace
-from dispatcher.probes import PrefectUnreachable, probe_ledger, probe_prefect
-from dispatcher.startup_errors import EXIT_PORT, StartupError, safe_url
+from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.startup.probes import PrefectUnreachable, probe_ledger, probe_prefect
+from dispatcher.startup.errors import EXIT_PORT, StartupError, safe_url
 from providers import PROVIDERS, POOL_TYPES, provider_class, provider_kind_for
 
 log = logging.getLogger(__name__)

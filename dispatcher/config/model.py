@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from dispatcher.configfile import ConfigError, ConfigSource, Loc, Problem, read_config_file
-from dispatcher.configproblems import duplicate_names, file_order, unknown_keys, validation_problems
+from dispatcher.config.file import ConfigError, ConfigSource, Loc, Problem, read_config_file
+from dispatcher.config.problems import duplicate_names, file_order, unknown_keys, validation_problems
 from providers import PROVIDERS, TEMPLATE_ONLY, provider_class
 
 __all__ = ["ConfigError", "DispatcherConfig", "Limits", "LoopConfig", "PoolConfig", "ServiceConfig",

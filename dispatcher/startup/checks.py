@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dispatcher.config import DispatcherConfig, WorkspaceConfig
-from dispatcher.prefect_api import PrefectWorkspace
-from dispatcher.probes import probe_ledger, probe_prefect
+from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.startup.probes import probe_ledger, probe_prefect
 from dispatcher.service import ProviderSet
-from dispatcher.startup import read_push_pool, served_provider_kind
-from dispatcher.startup_errors import StartupError, describe_exception, safe_url
+from dispatcher.startup.preflight import read_push_pool, served_provider_kind
+from dispatcher.startup.errors import StartupError, describe_exception, safe_url
 
 #: Level names as printed, padded so the subjects line up.
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"

@@ -20,16 +20,16 @@ from prefect.client.schemas.objects import FlowRun
 
 from dispatcher import metrics
 from dispatcher.config import DispatcherConfig, WorkspaceConfig
-from dispatcher.events import ring_on_new_runs
+from dispatcher.prefect.events import ring_on_new_runs
 from dispatcher.health import Dependency, DependencyUnavailable, LoopHealth, QuietErrors, WorkspaceHealth, workspace_health
 from dispatcher.ledger import Ledger
-from dispatcher.limits import effective_limits
-from dispatcher.pools import ServedPool
-from dispatcher.prefect_api import PrefectWorkspace, Proposal, seconds_since, utcnow
-from dispatcher.recovery import Recovery
-from dispatcher.startup import read_push_pool, served_provider_kind
-from dispatcher.submitter import Submitter
-from dispatcher.watcher import Watcher
+from dispatcher.policy.limits import effective_limits
+from dispatcher.loops.served import ServedPool
+from dispatcher.prefect.api import PrefectWorkspace, Proposal, seconds_since, utcnow
+from dispatcher.loops.recovery import Recovery
+from dispatcher.startup.preflight import read_push_pool, served_provider_kind
+from dispatcher.loops.submitter import Submitter
+from dispatcher.loops.watcher import Watcher
 from providers.base import Provider
 
 log = logging.getLogger(__name__)

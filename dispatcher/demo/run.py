@@ -21,13 +21,13 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelling
 
 from dispatcher.config import DispatcherConfig, Limits, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
-from dispatcher.decisions import TERMINAL
-from dispatcher.embedded import prefect_server
-from dispatcher.examples.deploy import deploy_example
+from dispatcher.loops.decisions import TERMINAL
+from dispatcher.demo.embedded import prefect_server
+from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
-from dispatcher.poolcli import create_pool
+from dispatcher.prefect.pools import create_pool
 from dispatcher.service import Dispatcher
-from dispatcher.usage import format_usage_table
+from dispatcher.ledger.report import format_usage_table
 
 POOL = "demo-local"
 # (run label, example flow, job variables of the run, expected final state)

@@ -1,0 +1,1 @@
+"""``dispatcher demo``: a temporary Prefect server (``embedded``), example flows (``examples``), the demo itself (``run``)."""

@@ -1,0 +1,1 @@
+"""Pure rules decided before anything starts: per-run caps (``limits``) and monthly budgets (``budget``)."""

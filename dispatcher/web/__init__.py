@@ -1,0 +1,1 @@
+"""The HTTP surface: liveness, readiness and metrics (``app``)."""
