@@ -122,14 +122,14 @@ async def provider_bench(args: argparse.Namespace) -> None:
 
         async def submit_one() -> None:
             flow_run_id = uuid.uuid4()
-            request = SubmitRequest(flow_run_id=flow_run_id, idempotency_key=f"prefect-{flow_run_id.hex}",
+            request = SubmitRequest(flow_run_id=flow_run_id, attempt_id=flow_run_id, idempotency_key=f"prefect-{flow_run_id.hex}",
                                     workspace="bench", pool=POOL, configuration=configuration,
                                     limits=RunLimits(max_runtime_s=3600))
             async with slots:
                 started = time.perf_counter()
                 submission = await call_with_retries("ecs", "submit", lambda: provider.submit(request), deadline_s=900)
                 latencies.append(time.perf_counter() - started)
-            watch.inflight[flow_run_id] = RunRef(flow_run_id=flow_run_id, infrastructure_id=submission.infrastructure_id,
+            watch.inflight[flow_run_id] = RunRef(flow_run_id=flow_run_id, attempt_id=flow_run_id, infrastructure_id=submission.infrastructure_id,
                                                  configuration=configuration)
 
         began = time.perf_counter()
@@ -186,8 +186,14 @@ async def dispatcher_bench(args: argparse.Namespace) -> None:
 async def run_dispatcher(args, api_url, workdir, client, deployment, emu: EcsEmulator) -> None:
     """A backlog drain: all runs are due before the dispatcher starts (the local SQLite Prefect server
     creates only a few runs per second, too slow to measure claims of runs created while dispatching)."""
-    from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
-    from dispatcher.prefect.api import utcnow
+    from dispatcher.clock import utcnow
+    from dispatcher.config import (
+        DispatcherConfig,
+        LoopConfig,
+        PoolConfig,
+        ServiceConfig,
+        WorkspaceConfig,
+    )
     from dispatcher.service import Dispatcher
 
     began = time.perf_counter()
@@ -240,7 +246,7 @@ async def report_dispatcher(args, ledger_dsn: str, ids, emu: EcsEmulator, ready_
     ledger = await Ledger.open(ledger_dsn)
     claims, submits = [], []
     for flow_run_id in ids:
-        row = await ledger.get(str(flow_run_id))
+        row = await ledger.last_attempt(str(flow_run_id))
         if row is None:
             continue
         claims.append((row.claimed_at - ready_at).total_seconds())

@@ -77,7 +77,7 @@ async def measure(api_url: str, workdir: Path, runs: int, interval: float) -> No
             pending = next(s for s in history if s.type.value == "PENDING")
             claim.append((pending.timestamp - run.expected_start_time).total_seconds())
             claim_after_create.append((pending.timestamp - created_at[run_id]).total_seconds())
-            row = await ledger.get(str(run_id))
+            row = await ledger.last_attempt(str(run_id))
             submit.append((row.submitted_at - run.expected_start_time).total_seconds())
         await ledger.close()
     print(f"create call (Prefect API): {percentiles(create_s)}")

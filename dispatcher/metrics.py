@@ -17,6 +17,7 @@ SUBMIT_LATENCY = Histogram("dispatcher_submit_latency_seconds", "Scheduled time 
 INFLIGHT = Gauge("dispatcher_inflight_runs", "Runs being watched.", ["workspace"])
 PROVIDER_CALLS = Counter("dispatcher_provider_calls_total", "Provider operations called.", ["provider", "operation"])
 PROVIDER_ERRORS = Counter("dispatcher_provider_errors_total", "Provider operations that raised.", ["provider", "operation", "error"])
+PROVIDER_CALL_SECONDS = Histogram("dispatcher_provider_call_seconds", "Duration of one provider operation, retries included.", ["provider", "operation"], buckets=_LATENCY_BUCKETS)
 PROVIDER_RETRIES = Counter("dispatcher_provider_retries_total", "Retries of transient provider errors.", ["provider", "operation", "error"])
 COMPUTE_MINUTES = Counter("dispatcher_compute_minutes_total", "Billed compute minutes metered.", ["workspace", "pool"])
 LOOP_ERRORS = Counter("dispatcher_loop_errors_total", "Loop ticks that failed (a dependency down, or an unexpected error).", ["workspace", "loop"])

@@ -9,34 +9,37 @@ import os
 import socket
 from contextlib import AsyncExitStack
 
-from dispatcher.config import DispatcherConfig
+from dispatcher.config import DispatcherConfig, LoopConfig
 from dispatcher.health import HealthReport
 from dispatcher.loops.housekeeping import keep_house
 from dispatcher.web.app import HttpService
 from dispatcher.ledger import Ledger
+from dispatcher.loops.calls import ProviderCalls
 from dispatcher.loops.workspace import WorkspaceDispatcher
 from providers import provider_class
-from providers.base import Provider
 
 log = logging.getLogger(__name__)
 
 
 class ProviderSet:
-    """One provider instance per kind, shared by all workspaces and pools (clients are cached inside)."""
+    """One provider instance per kind, shared by all workspaces and pools (clients are cached inside),
+    each behind the one call path (deadlines, retries, metrics)."""
 
-    def __init__(self, settings: dict[str, dict]) -> None:
+    def __init__(self, settings: dict[str, dict], loop: LoopConfig) -> None:
         self._settings = settings
-        self._instances: dict[str, Provider] = {}
+        self._loop = loop
+        self._instances: dict[str, ProviderCalls] = {}
 
-    def get(self, kind: str) -> Provider:
+    def get(self, kind: str) -> ProviderCalls:
         if kind not in self._instances:
             cls = provider_class(kind)
             raw = self._settings.get(kind, {})
             model = cls.settings_model
-            self._instances[kind] = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]
+            provider = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]
+            self._instances[kind] = ProviderCalls(provider, self._loop)
         return self._instances[kind]
 
-    def instances(self) -> list[Provider]:
+    def instances(self) -> list[ProviderCalls]:
         return list(self._instances.values())
 
     async def aclose(self) -> None:
@@ -52,7 +55,7 @@ class Dispatcher:
     def __init__(self, config: DispatcherConfig, http_socket: socket.socket | None = None) -> None:
         self.config = config
         self.http_socket = http_socket  # bound by the CLI before start, so a taken port fails early
-        self.providers = ProviderSet(config.providers)
+        self.providers = ProviderSet(config.providers, config.loop)
         self.workspaces: list[WorkspaceDispatcher] = []
         self.ledger: Ledger | None = None
         self._stop_requested = asyncio.Event()
@@ -64,7 +67,7 @@ class Dispatcher:
     def readiness(self) -> HealthReport:
         if not self.healthy():
             return HealthReport(status="starting")
-        workspaces = {ws.ws.name: ws.health() for ws in self.workspaces}
+        workspaces = {ws.workspace.name: ws.health() for ws in self.workspaces}
         ready = all(h.ready for h in workspaces.values())
         return HealthReport(status="ready" if ready else "not ready", workspaces=workspaces)
 
@@ -90,7 +93,7 @@ class Dispatcher:
                 WorkspaceDispatcher(self.config, ws, self.ledger, self.providers.get, worker_name)
                 for ws in self.config.workspaces
             ]
-            serving = [asyncio.create_task(ws.run(), name=f"workspace {ws.ws.name}") for ws in self.workspaces]
+            serving = [asyncio.create_task(ws.run(), name=f"workspace {ws.workspace.name}") for ws in self.workspaces]
             housekeeping = asyncio.create_task(keep_house(self.providers.instances), name="housekeeping")
             http = self._http_service()
             http_task = asyncio.create_task(http.serve(self.http_socket), name="http") if http else None

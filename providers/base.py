@@ -73,8 +73,12 @@ class SubmitRequest(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     flow_run_id: UUID = Field(description="The Prefect flow run this infrastructure executes.")
+    attempt_id: UUID = Field(
+        description="This attempt of the flow run (a retry from Prefect is a new attempt): name infrastructure after it."
+    )
     idempotency_key: str = Field(
-        description="Derived from the flow run id; submitting twice with the same key starts one infrastructure."
+        description="Derived from the attempt id (at most 41 characters); submitting twice with the same key starts "
+        "one infrastructure."
     )
     workspace: str = Field(description="Workspace name from the dispatcher configuration.")
     pool: str = Field(description="Work pool name.")
@@ -102,6 +106,7 @@ class RunRef(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     flow_run_id: UUID = Field(description="The Prefect flow run.")
+    attempt_id: UUID = Field(description="The attempt this infrastructure was started for.")
     infrastructure_id: str = Field(description="What submit returned.")
     configuration: SerializeAsAny[BaseJobConfiguration] = Field(
         description="The run's job configuration; carries credentials, region, cluster..."

@@ -168,6 +168,9 @@ class LoopConfig(BaseModel):
         default=120.0, gt=0,
         description="After asking infrastructure to stop, how long to wait before forcing the state.",
     )
+    provider_call_deadline_s: float = Field(
+        default=60.0, gt=0, description="Deadline of one provider stop or lookup, retries included."
+    )
     shutdown_grace_s: float = Field(
         default=20.0, ge=0, description="On SIGTERM, how long submissions already claimed may take before recovery takes them over."
     )

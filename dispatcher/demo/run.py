@@ -118,7 +118,7 @@ async def _report(plan: list, run_ids: dict[str, UUID], finals: dict, ledger_dsn
         ok = True
         for label, _, _, expected in plan:
             state = finals[label]
-            row = await ledger.get(str(run_ids[label]))
+            row = await ledger.last_attempt(str(run_ids[label]))
             minutes = "-" if row is None or row.billed_minutes is None else str(row.billed_minutes)
             seconds = "-" if row is None or row.compute_seconds is None else f"{row.compute_seconds:.1f}"
             message = (state.message or "").splitlines()[0][:60] if state.message else ""

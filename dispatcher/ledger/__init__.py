@@ -6,11 +6,12 @@ billing rules it applies.
 """
 
 from .metering import billable_minutes, compute_seconds, usage_month
-from .models import LedgerRun, UsageRow
+from .models import AttemptRef, LedgerRun, UsageRow
 from .store import Ledger, LedgerError, LedgerUnavailable
 from .tables import Base, RunRecord, UTCDateTime
 
 __all__ = [
+    "AttemptRef",
     "Base",
     "Ledger",
     "LedgerError",

@@ -8,12 +8,24 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class AttemptRef(BaseModel):
+    """Which attempt of which flow run a ledger row is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    flow_run_id: str = Field(description="Prefect flow run id (UUID string).")
+    attempt_id: str = Field(description="The attempt's id (UUID string): the claim's PENDING state id, or for rows "
+                            "from before attempts existed, the flow run id.")
+
+
 class LedgerRun(BaseModel):
-    """Read-only snapshot of one ``runs`` row."""
+    """Read-only snapshot of one ``runs`` row: one attempt of a flow run."""
 
     model_config = ConfigDict(from_attributes=True, frozen=True)
 
-    flow_run_id: str = Field(description="Prefect flow run id (UUID string); primary key.")
+    attempt_id: str = Field(description="The attempt (UUID string; the claim's PENDING state id); primary key.")
+    flow_run_id: str = Field(description="Prefect flow run id (UUID string).")
+    attempt: int = Field(description="1, 2, 3... within the flow run, in claim order.")
     workspace: str = Field(description="Workspace the run is billed to.")
     pool: str = Field(description="Work pool the run was taken from.")
     provider: str = Field(description="Infrastructure provider (ecs, cloud-run, aci, process).")
@@ -55,6 +67,7 @@ class UsageRow(BaseModel):
 
     workspace: str = Field(description="Workspace the usage is billed to.")
     month: str = Field(description="UTC month of infrastructure teardown, YYYY-MM.")
-    runs: int = Field(description="Number of metered runs.")
+    flow_runs: int = Field(description="Number of flow runs with a metered attempt.")
+    attempts: int = Field(description="Number of metered attempts (a retried run counts each attempt).")
     billed_minutes: int = Field(description="Sum of billed (rounded-up) minutes.")
     compute_seconds: float = Field(description="Sum of exact compute seconds.")

@@ -11,9 +11,10 @@ def format_usage_table(rows: list[UsageRow]) -> str:
     """A fixed-width table; an empty ledger says so."""
     if not rows:
         return "No metered runs yet."
-    header = ("WORKSPACE", "MONTH", "RUNS", "BILLED MIN", "COMPUTE H")
+    header = ("WORKSPACE", "MONTH", "FLOW RUNS", "ATTEMPTS", "BILLED MIN", "COMPUTE H")
     body = [
-        (r.workspace, r.month, str(r.runs), str(r.billed_minutes), f"{r.compute_seconds / 3600:.2f}") for r in rows
+        (r.workspace, r.month, str(r.flow_runs), str(r.attempts), str(r.billed_minutes), f"{r.compute_seconds / 3600:.2f}")
+        for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in [header, *body]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Optional
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -19,12 +19,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dispatcher.clock import utcnow
 from dispatcher.health import Dependency, DependencyUnavailable, describe_error
 
 from . import metering
 from .engine import create_ledger_engine, ledger_url
 from .migrate import upgrade_to_head
-from .models import LedgerRun, UsageRow
+from .models import AttemptRef, LedgerRun, UsageRow
 from .tables import RunRecord, runs_table
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -95,20 +96,20 @@ class Ledger:
         await self.close()
 
     async def record_claim(
-        self, flow_run_id: str, workspace: str, pool: str, provider: str, claimed_at: datetime
+        self, attempt: AttemptRef, workspace: str, pool: str, provider: str, claimed_at: datetime
     ) -> bool:
-        """Insert the run if absent; returns False when it was already recorded."""
+        """Insert the attempt if absent; returns False when it was already recorded."""
         statement = (
             self._insert(RunRecord)
             .values(
-                flow_run_id=flow_run_id,
+                **_attempt_values(attempt),
                 workspace=workspace,
                 pool=pool,
                 provider=provider,
                 claimed_at=metering.require_aware("claimed_at", claimed_at),
-                updated_at=_now(),
+                updated_at=utcnow(),
             )
-            .on_conflict_do_nothing(index_elements=[RunRecord.flow_run_id])
+            .on_conflict_do_nothing(index_elements=[RunRecord.attempt_id])
         )
         async with self._transaction() as connection:
             result = await connection.execute(statement)
@@ -116,7 +117,7 @@ class Ledger:
 
     async def record_submission(
         self,
-        flow_run_id: str,
+        attempt: AttemptRef,
         infrastructure_id: str,
         submitted_at: datetime,
         *,
@@ -133,17 +134,17 @@ class Ledger:
         """
         metering.require_aware("submitted_at", submitted_at)
         insert = self._insert(RunRecord).values(
-            flow_run_id=flow_run_id,
+            **_attempt_values(attempt),
             workspace=workspace,
             pool=pool,
             provider=provider,
             claimed_at=submitted_at,
             infrastructure_id=infrastructure_id,
             submitted_at=submitted_at,
-            updated_at=_now(),
+            updated_at=utcnow(),
         )
         statement = insert.on_conflict_do_update(
-            index_elements=[RunRecord.flow_run_id],
+            index_elements=[RunRecord.attempt_id],
             set_={
                 "infrastructure_id": _keep_first(RunRecord.infrastructure_id, insert.excluded),
                 "submitted_at": _keep_first(RunRecord.submitted_at, insert.excluded),
@@ -155,14 +156,14 @@ class Ledger:
 
     async def meter(
         self,
-        flow_run_id: str,
+        attempt_id: str,
         started_at: Optional[datetime],
         stopped_at: Optional[datetime],
         *,
         exit_code: Optional[int] = None,
         reason: Optional[str] = None,
     ) -> bool:
-        """Meter the run once; True only for the single call that metered it.
+        """Meter the attempt once; True only for the single call that metered it.
 
         ``started_at=None`` (infrastructure never started) meters 0 minutes
         but still closes the run so it is not retried forever; its month is
@@ -170,30 +171,30 @@ class Ledger:
         Raises ``ValueError`` for naive or reversed timestamps or a start
         without a stop, and ``LedgerError`` when the run is not in the ledger.
         """
-        now = _now()
+        now = utcnow()
         values = _metering_values(started_at, stopped_at, now)
         statement = (
             update(RunRecord)
-            .where(RunRecord.flow_run_id == flow_run_id, RunRecord.metered_at.is_(None))
+            .where(RunRecord.attempt_id == attempt_id, RunRecord.metered_at.is_(None))
             .values(**values, exit_code=exit_code, reason=reason, metered_at=now, updated_at=now)
         )
         async with self._transaction() as connection:
             if (await connection.execute(statement)).rowcount == 1:
                 return True
-        if await self.get(flow_run_id) is None:
-            raise LedgerError(f"cannot meter unknown flow run {flow_run_id}")
+        if await self.get(attempt_id) is None:
+            raise LedgerError(f"cannot meter unknown attempt {attempt_id}")
         return False
 
-    async def set_final_state(self, flow_run_id: str, state_name: str) -> None:
-        """Remember the run's final Prefect state (last write wins)."""
+    async def set_final_state(self, attempt_id: str, state_name: str) -> None:
+        """Remember the attempt's final Prefect state (last write wins)."""
         statement = (
             update(RunRecord)
-            .where(RunRecord.flow_run_id == flow_run_id)
-            .values(final_state=state_name, updated_at=_now())
+            .where(RunRecord.attempt_id == attempt_id)
+            .values(final_state=state_name, updated_at=utcnow())
         )
         async with self._transaction() as connection:
             if (await connection.execute(statement)).rowcount == 0:
-                raise LedgerError(f"cannot set state of unknown flow run {flow_run_id}")
+                raise LedgerError(f"cannot set state of unknown attempt {attempt_id}")
 
     async def unmetered(self, workspace: Optional[str] = None) -> list[LedgerRun]:
         """Submitted but not yet metered runs: the in-flight set after a restart."""
@@ -215,16 +216,28 @@ class Ledger:
         statement = select(runs_table).where(*conditions)
         if workspace is not None:
             statement = statement.where(RunRecord.workspace == workspace)
-        statement = statement.order_by(RunRecord.claimed_at, RunRecord.flow_run_id)
+        statement = statement.order_by(RunRecord.claimed_at, RunRecord.attempt_id)
         async with self._reading() as connection:
             rows = (await connection.execute(statement)).all()
         return [LedgerRun.model_validate(row) for row in rows]
 
-    async def get(self, flow_run_id: str) -> Optional[LedgerRun]:
-        statement = select(runs_table).where(RunRecord.flow_run_id == flow_run_id)
+    async def get(self, attempt_id: str) -> Optional[LedgerRun]:
+        statement = select(runs_table).where(RunRecord.attempt_id == attempt_id)
         async with self._reading() as connection:
             row = (await connection.execute(statement)).one_or_none()
         return None if row is None else LedgerRun.model_validate(row)
+
+    async def last_attempt(self, flow_run_id: str) -> Optional[LedgerRun]:
+        """The flow run's latest attempt, or None if it never was claimed here."""
+        attempts = await self.attempts(flow_run_id)
+        return attempts[-1] if attempts else None
+
+    async def attempts(self, flow_run_id: str) -> list[LedgerRun]:
+        """Every attempt of a flow run, first first."""
+        statement = select(runs_table).where(RunRecord.flow_run_id == flow_run_id).order_by(RunRecord.attempt)
+        async with self._reading() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [LedgerRun.model_validate(row) for row in rows]
 
     async def usage(
         self, workspace: Optional[str] = None, month: Optional[str] = None
@@ -234,7 +247,8 @@ class Ledger:
             select(
                 RunRecord.workspace,
                 RunRecord.usage_month,
-                func.count().label("runs"),
+                func.count(func.distinct(RunRecord.flow_run_id)).label("flow_runs"),
+                func.count().label("attempts"),
                 func.coalesce(func.sum(RunRecord.billed_minutes), 0).label("billed_minutes"),
                 func.coalesce(func.sum(RunRecord.compute_seconds), 0.0).label("compute_seconds"),
             )
@@ -248,7 +262,8 @@ class Ledger:
             UsageRow(
                 workspace=row.workspace,
                 month=row.usage_month,
-                runs=row.runs,
+                flow_runs=row.flow_runs,
+                attempts=row.attempts,
                 billed_minutes=row.billed_minutes,
                 compute_seconds=float(row.compute_seconds),
             )
@@ -262,6 +277,12 @@ class Ledger:
         )
         async with self._reading() as connection:
             return int((await connection.execute(statement)).scalar_one())
+
+
+def _attempt_values(attempt: AttemptRef) -> dict[str, Any]:
+    """Key columns of a new row; its number is one more than the flow run's attempts so far."""
+    earlier = select(func.count()).where(RunRecord.flow_run_id == attempt.flow_run_id).scalar_subquery()
+    return {"attempt_id": attempt.attempt_id, "flow_run_id": attempt.flow_run_id, "attempt": earlier + 1}
 
 
 def _dialect_insert(dialect_name: str) -> Callable[[Any], Any]:
@@ -311,5 +332,3 @@ def _metered_filter(workspace: Optional[str], month: Optional[str]) -> list[Colu
     return conditions
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)

@@ -1,4 +1,4 @@
-"""SQLAlchemy schema of the ledger: one ``runs`` row per flow run.
+"""SQLAlchemy schema of the ledger: one ``runs`` row per attempt of a flow run.
 
 The schema itself is created by the alembic migrations in ``migrations/``;
 this model is what the queries (and future autogenerate) are written against.
@@ -46,12 +46,20 @@ class Base(DeclarativeBase):
 
 
 class RunRecord(Base):
-    """Lifecycle and metering facts of one flow run started by the dispatcher."""
+    """Lifecycle and metering facts of one attempt of a flow run started by the dispatcher.
+
+    An attempt is one claim: a retry from Prefect (the UI's Retry, ``prefect flow-run retry``)
+    is a new attempt with its own infrastructure and its own metering. Its id is the id of
+    the PENDING state the claim set; rows from before attempts existed use the flow run id.
+    """
 
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_workspace_usage_month", "workspace", "usage_month"),)
 
-    flow_run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    flow_run_id: Mapped[str] = mapped_column(String(36), index=True)
+    # 1, 2, 3... within the flow run, in claim order: for people reading usage.
+    attempt: Mapped[int] = mapped_column(Integer)
     workspace: Mapped[str] = mapped_column(String(255), index=True)
     pool: Mapped[str] = mapped_column(String(255))
     provider: Mapped[str] = mapped_column(String(32))

@@ -46,12 +46,17 @@ class Observation(BaseModel):
         default=10.0, description="How long an exited run's final state may take to show in Prefect before it is a crash."
     )
     stop_requested: bool = Field(default=False, description="We already asked the infrastructure to stop for a timeout.")
+    superseded: bool = Field(
+        default=False, description="Prefect moved on to another attempt of the run (a retry): this one is over."
+    )
     leftover_grace_s: float = Field(default=60.0, description="How long a final run's infrastructure may keep running.")
     not_found_grace_s: float = Field(default=30.0, description="Eventual consistency window after submission.")
 
 
 def decide(obs: Observation) -> Decision:
     """The one place where Prefect state x infrastructure phase becomes an action."""
+    if obs.superseded:
+        return _decide_superseded(obs)
     if obs.run_state in TERMINAL:
         return _decide_final_run(obs)
     if obs.run_state == StateType.CANCELLING:
@@ -88,6 +93,15 @@ def _decide_final_run(obs: Observation) -> Decision:
     if obs.run_state in (StateType.CANCELLED, StateType.CRASHED) or obs.terminal_for_s > obs.leftover_grace_s:
         return Decision(action=Action.STOP_LEFTOVER, message=f"flow run is {obs.run_state.value}")
     return Decision(action=Action.WAIT)
+
+
+def _decide_superseded(obs: Observation) -> Decision:
+    """An earlier attempt: never touch the run's state (it belongs to the new attempt); stop, meter, forget."""
+    if _gone(obs.infra):
+        return Decision(action=Action.FINISH)
+    if obs.infra.phase == InfraPhase.UNKNOWN:
+        return Decision(action=Action.WAIT)
+    return Decision(action=Action.STOP_LEFTOVER, message="the flow run was retried: this attempt is over")
 
 
 def _decide_cancelling(obs: Observation) -> Decision:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from dispatcher import metrics
-from providers.base import Provider
+from dispatcher.loops.calls import ProviderCalls
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ HOUSEKEEPING_INTERVAL_S = 60.0
 ALL_WORKSPACES = "*"
 
 
-async def keep_house(providers: Callable[[], Iterable[Provider]], interval_s: float = HOUSEKEEPING_INTERVAL_S) -> None:
+async def keep_house(providers: Callable[[], Iterable[ProviderCalls]], interval_s: float = HOUSEKEEPING_INTERVAL_S) -> None:
     """Call every provider's ``housekeeping`` every ``interval_s`` until cancelled; failures never end the loop."""
     failing: set[str] = set()
     while True:
@@ -29,7 +29,7 @@ async def keep_house(providers: Callable[[], Iterable[Provider]], interval_s: fl
         await asyncio.gather(*(_sweep(provider, failing) for provider in list(providers())))
 
 
-async def _sweep(provider: Provider, failing: set[str]) -> None:
+async def _sweep(provider: ProviderCalls, failing: set[str]) -> None:
     """One provider's housekeeping; an error is counted every time and logged once until it recovers."""
     try:
         await provider.housekeeping()

@@ -10,6 +10,12 @@ from providers.base import ResourceRequest
 MANAGED_POOL_TYPE = "prefect:managed"
 
 
+class EffectiveLimits(Limits):
+    """The caps that apply to a pool's runs; a runtime cap always applies (24 h at most, by default)."""
+
+    max_runtime_s: int = Field(description="Wall-clock seconds before a run is stopped (TimedOut).")
+
+
 class LimitViolation(BaseModel):
     """One request over one cap."""
 
@@ -30,10 +36,16 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def effective_limits(config: DispatcherConfig, workspace: WorkspaceConfig, pool: PoolConfig, pool_type: str) -> Limits:
-    """Pool type defaults, then dispatcher, workspace and pool overrides (most specific wins)."""
+def effective_limits(
+    config: DispatcherConfig, workspace: WorkspaceConfig, pool: PoolConfig, pool_type: str
+) -> EffectiveLimits:
+    """Pool type defaults, then dispatcher, workspace and pool overrides (most specific wins).
+
+    Both defaults carry a runtime cap and an override can only replace it, so one always applies.
+    """
     base = MANAGED_LIMITS if pool_type == MANAGED_POOL_TYPE else PUSH_LIMITS
-    return base.overlay(config.limits).overlay(workspace.limits).overlay(pool.limits)
+    merged = base.overlay(config.limits).overlay(workspace.limits).overlay(pool.limits)
+    return EffectiveLimits.model_validate(merged.model_dump())
 
 
 def check_resources(request: ResourceRequest, limits: Limits, scope: str) -> list[LimitViolation]:

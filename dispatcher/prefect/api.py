@@ -11,12 +11,11 @@ import enum
 import functools
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 import httpx
-
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -28,8 +27,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType, WorkPool
 from prefect.client.schemas.responses import DeploymentResponse, SetStateStatus
-from prefect.exceptions import ObjectNotFound
 from prefect.context import SettingsContext, get_settings_context
+from prefect.exceptions import ObjectNotFound
 from prefect.settings import (
     PREFECT_API_AUTH_STRING,
     PREFECT_API_KEY,
@@ -91,7 +90,7 @@ class ProposalResult:
         self.reason = reason
 
 
-class PrefectWorkspace:
+class PrefectApi:
     """One workspace's Prefect API, used from one event loop."""
 
     def __init__(self, config: WorkspaceConfig, worker_name: str, client_retries: int = 2) -> None:
@@ -113,7 +112,7 @@ class PrefectWorkspace:
     def client(self) -> PrefectClient:
         return self._client
 
-    async def __aenter__(self) -> PrefectWorkspace:
+    async def __aenter__(self) -> PrefectApi:
         await self._client.__aenter__()
         return self
 
@@ -229,19 +228,15 @@ class PrefectWorkspace:
         return runs
 
     @prefect_call
+    async def latest_claim_id(self, flow_run_id: UUID) -> UUID | None:
+        """The id of the run's latest PENDING state: the attempt its infrastructure belongs to."""
+        states = await self._client.read_flow_run_states(flow_run_id)
+        pending = [state for state in states if state.type == StateType.PENDING]
+        return max(pending, key=lambda state: state.timestamp).id if pending else None
+
+    @prefect_call
     async def read_deployment(self, deployment_id: UUID) -> DeploymentResponse | None:
         try:
             return await self._client.read_deployment(deployment_id)
         except ObjectNotFound:
             return None
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def seconds_since(moment: datetime | None, now: datetime | None = None) -> float:
-    if moment is None:
-        return 0.0
-    # total_seconds(): Prefect's datetimes may be pendulum's, whose Interval cannot divide by a timedelta.
-    return ((now or utcnow()) - moment).total_seconds()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter
 
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +28,15 @@ def work_pools_of(event: object) -> list[str]:
     return [r.name for r in getattr(event, "related", []) if r.role == "work-pool" and r.name]
 
 
-async def ring_on_new_runs(workspace: PrefectWorkspace, ring: Callable[[str], None]) -> None:
+async def ring_on_new_runs(prefect: PrefectApi, ring: Callable[[str], None]) -> None:
     """Call ``ring(pool_name)`` for every run scheduled in this workspace, until cancelled."""
     event_filter = EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT]))
     while True:
         try:
-            with workspace.settings():  # Cloud or server, URL and auth of this workspace
+            with prefect.settings():  # Cloud or server, URL and auth of this workspace
                 subscriber = get_events_subscriber(filter=event_filter, reconnection_attempts=3)
             async with subscriber:
-                log.info("workspace %s: listening for new runs on Prefect's events websocket", workspace.config.name)
+                log.info("workspace %s: listening for new runs on Prefect's events websocket", prefect.config.name)
                 async for event in subscriber:
                     for pool in work_pools_of(event):
                         ring(pool)
@@ -44,5 +44,5 @@ async def ring_on_new_runs(workspace: PrefectWorkspace, ring: Callable[[str], No
             raise
         except Exception as exc:  # the websocket is optional: say so once per attempt, poll meanwhile
             log.info("workspace %s: events websocket unavailable (%s); polling only, retrying in %.0fs",
-                     workspace.config.name, type(exc).__name__, _RETRY_AFTER_S)
+                     prefect.config.name, type(exc).__name__, _RETRY_AFTER_S)
         await asyncio.sleep(_RETRY_AFTER_S)

@@ -27,7 +27,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.workers.base import BaseJobConfiguration
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
-from dispatcher.prefect.api import PrefectUnavailable, PrefectWorkspace
+from dispatcher.prefect.api import PrefectUnavailable, PrefectApi
 from dispatcher.prefect.references import missing_reference, with_missing_variables
 from dispatcher.prefect.templating import applied_template, secrets_of
 from providers.errors import InvalidJobConfiguration, invalid_configuration
@@ -51,30 +51,30 @@ class ResolvedConfiguration(BaseModel):
 
 
 async def build_configuration(
-    workspace: PrefectWorkspace,
+    prefect: PrefectApi,
     configuration_class: type[BaseJobConfiguration],
     flow_run: FlowRun,
     work_pool: WorkPool,
 ) -> ResolvedConfiguration:
     """Resolve the job configuration of ``flow_run``; see the module docstring for the errors."""
-    deployment = await _deployment_of(workspace, flow_run)
+    deployment = await _deployment_of(prefect, flow_run)
     values = job_variables(deployment, flow_run)
 
     async def resolve() -> BaseJobConfiguration:
         # A copy: resolve_for_flow_run pops "env" out of flow_run.job_variables, so a
         # second build from the same object (watching after submitting) would lose it.
         return await configuration_class.resolve_for_flow_run(
-            flow_run.model_copy(deep=True), client=workspace.client, work_pool=work_pool,
-            worker_name=workspace.worker_name, deployment=deployment,
+            flow_run.model_copy(deep=True), client=prefect.client, work_pool=work_pool,
+            worker_name=prefect.worker_name, deployment=deployment,
         )
 
-    configuration = await _built(workspace, resolve, values, work_pool)
+    configuration = await _built(prefect, resolve, values, work_pool)
     return ResolvedConfiguration(configuration=configuration,
-                                 secrets=secrets_of(workspace, configuration, applied_template(work_pool.base_job_template, values)))
+                                 secrets=secrets_of(prefect, configuration, applied_template(work_pool.base_job_template, values)))
 
 
 async def build_from_pool_template(
-    workspace: PrefectWorkspace,
+    prefect: PrefectApi,
     configuration_class: type[BaseJobConfiguration],
     flow_run: FlowRun,
     work_pool: WorkPool,
@@ -88,37 +88,37 @@ async def build_from_pool_template(
     async def resolve() -> BaseJobConfiguration:
         # client by keyword: Prefect's @inject_client reads it only from the keywords.
         return await configuration_class.from_template_and_values(
-            work_pool.base_job_template, copy.deepcopy(values), client=workspace.client
+            work_pool.base_job_template, copy.deepcopy(values), client=prefect.client
         )
 
-    configuration = await _built(workspace, resolve, values, work_pool)
+    configuration = await _built(prefect, resolve, values, work_pool)
     return ResolvedConfiguration(configuration=configuration,
-                                 secrets=secrets_of(workspace, configuration, applied_template(work_pool.base_job_template, values)))
+                                 secrets=secrets_of(prefect, configuration, applied_template(work_pool.base_job_template, values)))
 
 
 async def _built(
-    workspace: PrefectWorkspace, resolve: Callable[[], Awaitable[BaseJobConfiguration]], values: dict[str, Any], work_pool: WorkPool
+    prefect: PrefectApi, resolve: Callable[[], Awaitable[BaseJobConfiguration]], values: dict[str, Any], work_pool: WorkPool
 ) -> BaseJobConfiguration:
     """Run Prefect's resolution and turn every failure into one of the module's three errors."""
     try:
-        with workspace.guard(for_flow_run=True):
+        with prefect.guard(for_flow_run=True):
             return await resolve()
     except ValidationError as exc:
-        raise await with_missing_variables(workspace, values, invalid_configuration(exc)) from None
+        raise await with_missing_variables(prefect, values, invalid_configuration(exc)) from None
     except (PrefectUnavailable, InvalidJobConfiguration):
         raise
     except ObjectNotFound:
-        raise await missing_reference(workspace, values, work_pool) from None
+        raise await missing_reference(prefect, values, work_pool) from None
     except Exception as exc:  # Prefect's templating on inputs it did not expect
         raise InvalidJobConfiguration(
             "job_variables", "<mapping>", f"values Prefect can build a job configuration from ({type(exc).__name__})"
         ) from None
 
 
-async def _deployment_of(workspace: PrefectWorkspace, flow_run: FlowRun) -> DeploymentResponse | None:
+async def _deployment_of(prefect: PrefectApi, flow_run: FlowRun) -> DeploymentResponse | None:
     if flow_run.deployment_id is None:
         return None
-    deployment = await workspace.read_deployment(flow_run.deployment_id)
+    deployment = await prefect.read_deployment(flow_run.deployment_id)
     if deployment is None:
         raise DeploymentGone(flow_run.deployment_id)
     return deployment

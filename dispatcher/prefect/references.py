@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import WorkPool
 from prefect.exceptions import ObjectNotFound
 from prefect.utilities.templating import PlaceholderType, find_placeholders
 
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 from providers.errors import InvalidJobConfiguration
 
 _BLOCK_PREFIX = "prefect.blocks."
@@ -50,33 +50,33 @@ def references(node: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
                 yield path, "variable", placeholder.name[len(_VARIABLE_PREFIX):]
 
 
-async def missing_reference(workspace: PrefectWorkspace, variables: dict[str, Any], work_pool: WorkPool) -> InvalidJobConfiguration:
+async def missing_reference(prefect: PrefectApi, variables: dict[str, Any], work_pool: WorkPool) -> InvalidJobConfiguration:
     """The first block reference (job variables first, then the pool's template) that does not exist."""
     template = work_pool.base_job_template or {}
     sources = (variables, template.get("job_configuration", {}), template.get("variables", {}).get("properties", {}))
     for source in sources:
         for field, kind, name in references(source):
             # A missing Prefect variable does not fail a build: Prefect replaces it with "".
-            if kind != "variable" and not await _exists(workspace, kind, name):
+            if kind != "variable" and not await _exists(prefect, kind, name):
                 return MissingReference(field, _describe(kind, name))
     return InvalidJobConfiguration("job_variables", "<reference>", "references to blocks and variables that exist")
 
 
 async def with_missing_variables(
-    workspace: PrefectWorkspace, variables: dict[str, Any], error: InvalidJobConfiguration
+    prefect: PrefectApi, variables: dict[str, Any], error: InvalidJobConfiguration
 ) -> InvalidJobConfiguration:
     """Add to a validation error the Prefect variables that do not exist (Prefect made them "")."""
     missing = [f"{field} refers to Prefect variable {name!r}, which does not exist"
                for field, kind, name in references(variables)
-               if kind == "variable" and not await _exists(workspace, kind, name)]
+               if kind == "variable" and not await _exists(prefect, kind, name)]
     if missing:
         error.message += " (job variable " + "; ".join(missing) + ", so Prefect replaced it with an empty string)"
     return error
 
 
-async def _exists(workspace: PrefectWorkspace, kind: str, name: str) -> bool:
-    client = workspace.client
-    with workspace.guard():
+async def _exists(prefect: PrefectApi, kind: str, name: str) -> bool:
+    client = prefect.client
+    with prefect.guard():
         try:
             if kind == "variable":
                 return await client.read_variable_by_name(name) is not None

@@ -16,7 +16,7 @@ from prefect.utilities.collections import deep_merge, set_in_dict
 from prefect.utilities.templating import apply_values
 from prefect.workers.base import BaseJobConfiguration
 
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 from providers.secrets import RunSecrets, run_secrets
 
 
@@ -45,13 +45,13 @@ def applied_template(base_job_template: dict[str, Any], values: dict[str, Any]) 
     return apply_values(template=base_config, values=variables)
 
 
-def secrets_of(workspace: PrefectWorkspace, configuration: BaseJobConfiguration, applied: dict[str, Any]) -> RunSecrets:
-    return run_secrets(configuration, applied, extra=_workspace_secrets(workspace))
+def secrets_of(prefect: PrefectApi, configuration: BaseJobConfiguration, applied: dict[str, Any]) -> RunSecrets:
+    return run_secrets(configuration, applied, extra=_workspace_secrets(prefect))
 
 
-def _workspace_secrets(workspace: PrefectWorkspace) -> list[str]:
+def _workspace_secrets(prefect: PrefectApi) -> list[str]:
     """The workspace's API key or auth string, and the password part of a ``user:password`` auth string."""
-    config = workspace.config
+    config = prefect.config
     found = [secret.get_secret_value() for secret in (config.api_key, config.auth_string) if secret is not None]
     if config.auth_string is not None:
         found.append(config.auth_string.get_secret_value().partition(":")[2])

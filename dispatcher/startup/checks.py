@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dispatcher.config import DispatcherConfig, WorkspaceConfig
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 from dispatcher.startup.probes import probe_ledger, probe_prefect
 from dispatcher.service import ProviderSet
 from dispatcher.startup.preflight import read_push_pool, served_provider_kind
@@ -64,7 +64,7 @@ async def _check_workspace(
             Finding(SKIP, f"pool[{ws.name}/{pool.name}] {reason}") for pool in ws.pools
         ]
     findings = [Finding(OK, f"prefect[{ws.name}] {safe_url(ws.api_url)} reachable, authorised")]
-    async with PrefectWorkspace(ws, "dispatcher-check") as api:
+    async with PrefectApi(ws, "dispatcher-check") as api:
         for pool in ws.pools:
             subject = f"pool[{ws.name}/{pool.name}]"
             try:

@@ -20,7 +20,7 @@ from prefect.client.schemas.objects import WorkPool
 from prefect.exceptions import ObjectNotFound
 
 from dispatcher.config import DispatcherConfig, PoolConfig, WorkspaceConfig
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 from dispatcher.startup.probes import PrefectUnreachable, probe_ledger, probe_prefect
 from dispatcher.startup.errors import EXIT_PORT, StartupError, safe_url
 from providers import PROVIDERS, POOL_TYPES, provider_class, provider_kind_for
@@ -99,7 +99,7 @@ async def wait_for_prefect(
         delay = min(delay * 2, MAX_RETRY_S)
 
 
-async def read_push_pool(api: PrefectWorkspace, ws: WorkspaceConfig, name: str) -> WorkPool:
+async def read_push_pool(api: PrefectApi, ws: WorkspaceConfig, name: str) -> WorkPool:
     """The configured pool as Prefect has it; it must exist and be a push type."""
     subject = f"pool[{ws.name}/{name}]"
     try:

@@ -48,9 +48,10 @@ def ecs_tags(ours: Mapping[str, str], labels: Mapping[str, str]) -> list[dict[st
     return [{"key": k, "value": v} for k, v in list(merged.items())[:TAGS_MAX]]
 
 
-def started_by(flow_run_id: UUID) -> str:
-    """``startedBy`` of a run's task: the flow run id (36 characters), so ListTasks(startedBy=...) finds it."""
-    return str(flow_run_id)[:STARTED_BY_MAX]
+def started_by(attempt_id: UUID) -> str:
+    """``startedBy`` of an attempt's task: the attempt id (36 characters, ECS allows 36), so
+    ListTasks(startedBy=...) finds this attempt's task and never an earlier attempt's."""
+    return str(attempt_id)[:STARTED_BY_MAX]
 
 
 def client_token(idempotency_key: str) -> str:

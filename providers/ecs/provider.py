@@ -111,7 +111,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
             raise
 
     async def find(self, request: SubmitRequest) -> Submission | None:
-        """The task an earlier submit started: ListTasks by ``startedBy`` (the flow run id), running then stopped.
+        """The task an earlier submit started: ListTasks by ``startedBy`` (the attempt id), running then stopped.
 
         ECS keeps stopped tasks listable for about an hour; older ones are not found. ECS documents
         startedBy as a filter to use alone: the first query has no other filter (desired status
@@ -122,7 +122,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
         _, creds = self.clients.resolve(cfg.aws_credentials)
         ecs = await self.clients.client("ecs", creds)
         cluster = cfg.cluster or self.settings.cluster or "default"
-        started_by = naming.started_by(request.flow_run_id)
+        started_by = naming.started_by(request.attempt_id)
         for extra in ({}, {"desiredStatus": "STOPPED"}):
             try:
                 with aws_errors("ListTasks"):

@@ -272,11 +272,11 @@ def build_run_task(
         **launch_target(cfg),
         "overrides": _overrides(cfg, taskdef, env),
         "tags": naming.ecs_tags(
-            {"prefect.io/flow-run-id": str(request.flow_run_id), "prefect.io/workspace": request.workspace,
-             "prefect.io/pool": request.pool},
+            {"prefect.io/flow-run-id": str(request.flow_run_id), "prefect.io/attempt-id": str(request.attempt_id),
+             "prefect.io/workspace": request.workspace, "prefect.io/pool": request.pool},
             cfg.labels,
         ),
-        "startedBy": naming.started_by(request.flow_run_id),
+        "startedBy": naming.started_by(request.attempt_id),
         "clientToken": naming.client_token(request.idempotency_key),
     }
     if cluster:

@@ -140,7 +140,7 @@ def is_stale_without_supervisor(run_dir: Path) -> bool:
 def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """What spec.json keeps for debugging: no env values, no arguments (either may hold secrets)."""
     secrets = spec.get("secrets", [])
-    public = {key: spec.get(key) for key in ("flow_run_id", "memory_mib", "cpu", "max_runtime_s", "stop_grace_s", "stream_output")}
+    public = {key: spec.get(key) for key in ("flow_run_id", "attempt_id", "memory_mib", "cpu", "max_runtime_s", "stop_grace_s", "stream_output")}
     public["program"] = redaction.redact_text(spec["argv"][0], secrets)
     public["argument_count"] = len(spec["argv"]) - 1
     public["cwd"] = redaction.redact_text(spec["cwd"], secrets)

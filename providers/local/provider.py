@@ -1,6 +1,6 @@
 """The local provider: each flow run is a subprocess on the dispatcher's host.
 
-Every run gets a directory ``state_dir/<flow_run_id>`` and a detached supervisor
+Every attempt of a run gets a directory ``state_dir/<attempt_id>`` and a detached supervisor
 process (:mod:`providers.local.supervisor`) that starts the command, enforces its
 limits and records its exit there. All state lives in those files, so a restarted
 dispatcher finds its runs again and learns how they ended while it was away.
@@ -87,7 +87,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
 
     async def find(self, request: SubmitRequest) -> Submission | None:
         with provider_errors(f"look up flow run {request.flow_run_id}"):
-            record = await asyncio.to_thread(launch.read_supervisor_record, self._run_dir(request.flow_run_id))
+            record = await asyncio.to_thread(launch.read_supervisor_record, self._run_dir(request.attempt_id))
         return None if record is None else Submission(infrastructure_id=self._infrastructure_id(record), created=False)
 
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
@@ -98,7 +98,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             logger.warning("not stopping %s: it runs on another host", run.infrastructure_id)
             return
         with provider_errors(f"stop flow run {run.flow_run_id}"):
-            await asyncio.to_thread(local_runs.request_stop, self._run_dir(run.flow_run_id), reason, self._orphans)
+            await asyncio.to_thread(local_runs.request_stop, self._run_dir(run.attempt_id), reason, self._orphans)
 
     async def check_settings(self) -> list[SettingsFinding]:
         return await check_local_settings(self.settings)
@@ -107,7 +107,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         if not self._is_local(run.infrastructure_id):
             return []
         try:
-            return await asyncio.to_thread(local_runs.tail_lines, self._run_dir(run.flow_run_id) / OUTPUT_LOG, limit)
+            return await asyncio.to_thread(local_runs.tail_lines, self._run_dir(run.attempt_id) / OUTPUT_LOG, limit)
         except OSError as exc:  # best effort: a missing tail must not hide the run's real outcome
             logger.debug("could not read the output of flow run %s: %s", run.flow_run_id, exc.strerror)
             return []
@@ -138,7 +138,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     def _submit_blocking(self, request: SubmitRequest) -> Submission:
         configuration = self.own(request.configuration)
         self.validate(configuration)  # stats working_dir, hence in the worker thread
-        run_dir = self._run_dir(request.flow_run_id)
+        run_dir = self._run_dir(request.attempt_id)
         spec = self._spec(request, configuration, run_dir)
         with provider_errors(f"start flow run {request.flow_run_id}", permanent=SubmissionRejected):
             record = launch.create_run(run_dir, spec, self.settings.python, self.hostname)
@@ -158,7 +158,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             )
         try:
             with provider_errors(f"observe flow run {run.flow_run_id}"):
-                return local_runs.observe(self._run_dir(run.flow_run_id), run.infrastructure_id, self._orphans)
+                return local_runs.observe(self._run_dir(run.attempt_id), run.infrastructure_id, self._orphans)
         except ProviderError as exc:
             # One unreadable run directory must not hide the status of every other run.
             logger.warning("could not observe flow run %s: %s", run.flow_run_id, exc)
@@ -172,6 +172,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
         return {
             "flow_run_id": str(request.flow_run_id),
+            "attempt_id": str(request.attempt_id),
             "argv": command_argv(configuration),
             "env": launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None),
             "cwd": str(configuration.working_dir or run_dir),
@@ -184,8 +185,10 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             "secrets": request.secrets.revealed(),
         }
 
-    def _run_dir(self, flow_run_id: UUID) -> Path:
-        return self.settings.state_dir / str(flow_run_id)
+    def _run_dir(self, attempt_id: UUID) -> Path:
+        # Per attempt: a retry from Prefect gets a directory (and a process) of its own. Ledgers
+        # from before attempts use the flow run id as the first attempt's id: same directories.
+        return self.settings.state_dir / str(attempt_id)
 
     def _infrastructure_id(self, record: dict[str, Any]) -> str:
         # hostname:pid, like Prefect's Process worker, so the id is meaningful to humans too.

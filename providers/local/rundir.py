@@ -3,7 +3,8 @@
 Standard library only: the supervisor imports this module and must start fast
 and without the dispatcher's dependencies.
 
-Layout of ``STATE_DIR/<flow_run_id>/`` (0700):
+Layout of ``STATE_DIR/<attempt_id>/`` (0700; the first attempt of a run claimed before attempts
+existed uses the flow run id):
 
 * ``spec.json``       for debugging only: program, limits, env variable *names* (launcher);
                       the full spec goes to the supervisor over its stdin, never to disk

@@ -53,3 +53,22 @@ def is_final(run: FlowRun) -> bool:
 
 def is_running(run: FlowRun) -> bool:
     return run.state is not None and run.state.type == StateType.RUNNING
+
+
+def run_dirs(state_dir: Path, flow_run_id: UUID) -> list[Path]:
+    """The local provider's directories of a flow run's attempts (one per attempt), oldest first."""
+    import json
+
+    found = []
+    for spec in state_dir.glob("*/spec.json"):
+        if json.loads(spec.read_text()).get("flow_run_id") == str(flow_run_id):
+            found.append(spec.parent)
+    return sorted(found, key=lambda path: path.stat().st_mtime)
+
+
+def run_dir(state_dir: Path, flow_run_id: UUID) -> Path:
+    """The directory of a flow run's latest attempt."""
+    dirs = run_dirs(state_dir, flow_run_id)
+    if not dirs:
+        raise FileNotFoundError(f"no local run directory of flow run {flow_run_id} in {state_dir}")
+    return dirs[-1]

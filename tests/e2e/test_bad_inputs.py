@@ -16,12 +16,12 @@ from prefect.client.orchestration import PrefectClient
 from prefect.states import Cancelled, Pending
 
 from dispatcher import metrics
+from dispatcher.clock import utcnow
 from dispatcher.demo.examples.deploy import deploy_example
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import AttemptRef, Ledger
 from dispatcher.prefect.pools import create_pool
-from dispatcher.prefect.api import utcnow
 from tests.conftest import dispatcher_config, running_dispatcher
-from tests.e2e.helpers import is_final, wait_until
+from tests.e2e.helpers import is_final, run_dirs, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,7 @@ async def test_every_bad_input_ends_its_run_with_a_message_naming_it(prefect_api
         state = runs[run.id].state
         assert state.name == "InvalidJobConfiguration", (label, state.name, state.message)
         assert field in state.message and words in state.message, (label, state.message)
-        assert not (tmp_path / "local-runs" / str(run.id)).exists(), label
+        assert not run_dirs(tmp_path / "local-runs", run.id), label
 
 
 async def test_redriven_bad_runs_end_the_same_way(prefect_api_url, prefect_client, tmp_path):
@@ -108,18 +108,19 @@ async def test_one_unbuildable_row_never_blocks_recovery_of_the_others(prefect_a
     ledger = await Ledger.open(config.ledger_dsn)
     try:
         for run in (bad, good):  # both claimed by a replica that died before submitting
-            await prefect_client.set_flow_run_state(run.id, Pending())
-            await ledger.record_claim(str(run.id), "test", pool, "local", utcnow())
+            claim = await prefect_client.set_flow_run_state(run.id, Pending())
+            attempt = AttemptRef(flow_run_id=str(run.id), attempt_id=str(claim.state.id))
+            await ledger.record_claim(attempt, "test", pool, "local", utcnow())
         await prefect_client.set_flow_run_state(bad.id, Cancelled(message="a person cancelled it"), force=True)
         async with running_dispatcher(config):
             runs = await wait_until(prefect_client, [good.id], is_final, timeout_s=90)
             for _ in range(80):
-                row = await ledger.get(str(bad.id))
+                row = await ledger.last_attempt(str(bad.id))
                 if row.final_state:
                     break
                 await _sleep(0.25)
         assert runs[good.id].state.name == "Completed", runs[good.id].state.message
-        assert (await ledger.get(str(bad.id))).final_state == "Cancelled"
+        assert (await ledger.last_attempt(str(bad.id))).final_state == "Cancelled"
         assert not await ledger.unsubmitted("test")
     finally:
         await ledger.close()

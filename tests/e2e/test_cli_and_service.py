@@ -17,7 +17,7 @@ import yaml
 
 from dispatcher.config import ServiceConfig, load_config
 from dispatcher.demo.embedded import free_port
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import AttemptRef, Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,18 +65,19 @@ async def test_usage_prints_a_table_per_workspace_and_month(tmp_path):
     dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     ledger = await Ledger.open(dsn)
     start = datetime(2026, 10, 31, 23, 50, tzinfo=timezone.utc)
-    for i, (workspace, minutes) in enumerate([("acme", 5), ("acme", 61), ("beta", 1)]):
-        run = f"run-{i}"
-        await ledger.record_submission(run, f"i-{i}", start, workspace=workspace, pool="p", provider="local")
-        await ledger.meter(run, start, start + timedelta(minutes=minutes, seconds=-30))
+    attempts = [("run-0", "acme", 5), ("run-1", "acme", 61), ("run-2", "beta", 1), ("run-2", "beta", 1)]  # run-2 retried
+    for i, (run, workspace, minutes) in enumerate(attempts):
+        attempt = AttemptRef(flow_run_id=run, attempt_id=f"attempt-{i}")
+        await ledger.record_submission(attempt, f"i-{i}", start, workspace=workspace, pool="p", provider="local")
+        await ledger.meter(attempt.attempt_id, start, start + timedelta(minutes=minutes, seconds=-30))
     await ledger.close()
     result = cli("usage", "--ledger", dsn)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["WORKSPACE", "MONTH", "RUNS", "BILLED", "MIN", "COMPUTE", "H"]
-    rows = [line.split()[:4] for line in lines[2:]]
-    # Started 31 Oct 23:50: the 61-minute run ended in November and counts there.
-    assert rows == [["acme", "2026-10", "1", "5"], ["acme", "2026-11", "1", "61"], ["beta", "2026-10", "1", "1"]]
+    assert lines[0].split() == ["WORKSPACE", "MONTH", "FLOW", "RUNS", "ATTEMPTS", "BILLED", "MIN", "COMPUTE", "H"]
+    rows = [line.split()[:5] for line in lines[2:]]
+    # Started 31 Oct 23:50: the 61-minute run ended in November and counts there; each attempt counts.
+    assert rows == [["acme", "2026-10", "1", "1", "5"], ["acme", "2026-11", "1", "1", "61"], ["beta", "2026-10", "1", "2", "2"]]
 
 
 async def test_healthz_and_metrics(prefect_api_url, local_pool, tmp_path):
@@ -126,7 +127,7 @@ async def test_sigterm_stops_cleanly_with_json_logs_and_leaves_runs_running(pref
     import time
 
     from dispatcher.demo.examples.deploy import deploy_example
-    from tests.e2e.helpers import fake_engine_command, is_running, wait_until
+    from tests.e2e.helpers import fake_engine_command, is_running, run_dir, wait_until
 
     deployment_id = await deploy_example(prefect_client, "hello", local_pool, name=f"sigterm-{uuid.uuid4().hex[:6]}",
                                          job_variables={"command": fake_engine_command(tmp_path / "starts.txt", 60)})
@@ -161,7 +162,7 @@ async def test_sigterm_stops_cleanly_with_json_logs_and_leaves_runs_running(pref
     assert took < 5 + 5, took
     assert "Traceback" not in stderr and not any("exception" in r for r in records)
     assert any(m.startswith("stopping") for m in messages) and messages[-1] == "stopped", messages[-5:]
-    started = [json.loads((tmp_path / "runs" / str(i) / "started.json").read_text())["pid"] for i in ids]
+    started = [json.loads((run_dir(tmp_path / "runs", i) / "started.json").read_text())["pid"] for i in ids]
     try:
         assert all(_alive(pid) for pid in started)  # the runs were not taken down with the dispatcher
     finally:

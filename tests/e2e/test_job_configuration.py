@@ -12,7 +12,7 @@ from dispatcher.config import PoolConfig, WorkspaceConfig
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.prefect.jobconfig import build_configuration, build_from_pool_template
 from dispatcher.prefect.templating import applied_template
-from dispatcher.prefect.api import PrefectWorkspace
+from dispatcher.prefect.api import PrefectApi
 from providers.local import LocalJobConfiguration
 
 
@@ -41,7 +41,7 @@ async def test_configuration_equals_prefect_workers(prefect_api_url, prefect_cli
         expected = await LocalJobConfiguration.resolve_for_flow_run(
             flow_run.model_copy(deep=True), client=prefect_client, work_pool=work_pool, worker_name="worker-x"
         )
-    workspace = PrefectWorkspace(WorkspaceConfig(name="w", api_url=prefect_api_url, pools=[PoolConfig(name=local_pool)]), "worker-x")
+    workspace = PrefectApi(WorkspaceConfig(name="w", api_url=prefect_api_url, pools=[PoolConfig(name=local_pool)]), "worker-x")
     async with workspace:
         ours = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
         again = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
@@ -63,7 +63,7 @@ async def test_flow_run_env_carries_the_workspaces_own_connection(prefect_api_ur
     work_pool = await prefect_client.read_work_pool(local_pool)
     other_url = prefect_api_url.replace("127.0.0.1", "localhost")
     config = WorkspaceConfig(name="cloud", api_url=other_url, api_key="pnu_" + "k" * 36, pools=[PoolConfig(name=local_pool)])
-    workspace = PrefectWorkspace(config, "worker-y")
+    workspace = PrefectApi(config, "worker-y")
     async with workspace:
         configuration = (await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)).configuration
     assert configuration.env["PREFECT_API_URL"] == other_url
@@ -76,7 +76,7 @@ async def test_run_secrets_name_every_referenced_value(prefect_api_url, prefect_
     flow_run = await _run_with_references(prefect_client, local_pool)
     work_pool = await prefect_client.read_work_pool(local_pool)
     config = WorkspaceConfig(name="w", api_url=prefect_api_url, api_key="pnu_" + "q" * 36, pools=[PoolConfig(name=local_pool)])
-    async with PrefectWorkspace(config, "worker-z") as workspace:
+    async with PrefectApi(config, "worker-z") as workspace:
         resolved = await build_configuration(workspace, LocalJobConfiguration, flow_run, work_pool)
         deployment_gone = await build_from_pool_template(workspace, LocalJobConfiguration, flow_run, work_pool)
     secrets = set(resolved.secrets.revealed())

@@ -16,7 +16,7 @@ from dispatcher.config import Limits
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
-from tests.e2e.helpers import is_final, is_running, wait_until
+from tests.e2e.helpers import is_final, is_running, run_dir, run_dirs, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +29,13 @@ async def _one_run(client: PrefectClient, pool: str, function: str, job_variable
 async def _ledger_row(tmp_path: Path, run_id):
     ledger = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     try:
-        return await ledger.get(str(run_id))
+        return await ledger.last_attempt(str(run_id))
     finally:
         await ledger.close()
 
 
 def _child_pid(tmp_path: Path, run_id) -> int:
-    started = json.loads((tmp_path / "local-runs" / str(run_id) / "started.json").read_text())
+    started = json.loads((run_dir(tmp_path / "local-runs", run_id) / "started.json").read_text())
     return int(started["pid"])
 
 
@@ -125,7 +125,7 @@ async def test_runtime_cap_ends_timed_out_however_late_the_watcher_comes(prefect
                                loop=LoopConfig(poll_interval_s=0.2, watch_interval_s=10, pending_grace_s=15))
     async with running_dispatcher(config):
         runs = await wait_until(prefect_client, [run.id], lambda r: is_final(r) and r.state.name == "TimedOut", timeout_s=90)
-        exited = json.loads((tmp_path / "local-runs" / str(run.id) / "exited.json").read_text())
+        exited = json.loads((run_dir(tmp_path / "local-runs", run.id) / "exited.json").read_text())
     assert exited["cause"] == "TIMED_OUT"  # the backstop, not the watcher, stopped it
     state = runs[run.id].state
     assert (state.type.value, state.name) == ("FAILED", "TimedOut")
@@ -142,7 +142,7 @@ async def test_over_limit_request_is_refused_without_starting(prefect_api_url, p
     state = runs[run.id].state
     assert (state.type.value, state.name) == ("FAILED", "LimitExceeded")
     assert "memory=65536 MiB exceeds the limit of 16384 MiB" in state.message
-    assert not (tmp_path / "local-runs" / str(run.id)).exists()
+    assert not run_dirs(tmp_path / "local-runs", run.id)
     assert runs[run.id].infrastructure_pid is None
 
 
@@ -161,7 +161,7 @@ async def test_malformed_job_variables_name_the_field(prefect_api_url, prefect_c
     state = runs[run.id].state
     assert state.name == "InvalidJobConfiguration"
     assert "memory" in state.message and "lots" in state.message
-    assert not (tmp_path / "local-runs" / str(run.id)).exists()
+    assert not run_dirs(tmp_path / "local-runs", run.id)
 
 
 async def test_the_workspace_api_key_never_reaches_logs_or_states(prefect_api_url, prefect_client, local_pool, tmp_path, caplog):
@@ -175,7 +175,7 @@ async def test_the_workspace_api_key_never_reaches_logs_or_states(prefect_api_ur
     with caplog.at_level(logging.DEBUG):
         async with running_dispatcher(config):
             runs = await wait_until(prefect_client, [run.id, bad.id], is_final, timeout_s=90)
-    spec = json.loads((tmp_path / "local-runs" / str(run.id) / "spec.json").read_text())
+    spec = json.loads((run_dir(tmp_path / "local-runs", run.id) / "spec.json").read_text())
     assert "PREFECT_API_KEY" in spec["env_names"]  # the run gets it (over a pipe)...
     assert key not in json.dumps(spec) and key not in caplog.text  # ...nothing else shows it
     for flow_run in runs.values():

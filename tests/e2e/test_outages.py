@@ -23,7 +23,7 @@ from dispatcher.demo.embedded import free_port
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
 from tests.conftest import dispatcher_config, running_dispatcher
-from tests.e2e.helpers import fake_engine_command, is_final, is_running, read_runs, wait_until
+from tests.e2e.helpers import fake_engine_command, is_final, is_running, read_runs, run_dir, wait_until
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ def _pid_alive(pid: int) -> bool:
 def _command_pid(tmp_path, run_id) -> int:
     import json
 
-    return int(json.loads((tmp_path / "local-runs" / str(run_id) / "started.json").read_text())["pid"])
+    return int(json.loads((run_dir(tmp_path / "local-runs", run_id) / "started.json").read_text())["pid"])
 
 
 def _noisy(caplog) -> list[logging.LogRecord]:
@@ -164,7 +164,7 @@ async def _ready(port: int) -> bool:
 async def _all_metered(dsn: str, ids: list) -> bool:
     ledger = await Ledger.open(dsn)
     try:
-        rows = [await ledger.get(str(i)) for i in ids]
+        rows = [await ledger.last_attempt(str(i)) for i in ids]
     finally:
         await ledger.close()
     return all(row is not None and row.metered_at is not None for row in rows)
@@ -175,6 +175,6 @@ async def _async(value: bool) -> bool:
 
 
 async def _now_minus(moment) -> float:
-    from dispatcher.prefect.api import seconds_since
+    from dispatcher.clock import seconds_since
 
     return seconds_since(moment)

@@ -72,7 +72,7 @@ async def _metered_row(tmp_path: Path, run_id):
     ledger = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
     try:
         for _ in range(80):
-            row = await ledger.get(str(run_id))
+            row = await ledger.last_attempt(str(run_id))
             if row is not None and row.metered_at is not None:
                 return row
             await asyncio.sleep(0.25)

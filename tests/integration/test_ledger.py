@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from dispatcher.ledger import Ledger, LedgerError, UsageRow
+from dispatcher.ledger import AttemptRef, Ledger, LedgerError, UsageRow
 from tests.postgres import in_own_loop
 
 pytestmark = pytest.mark.asyncio
@@ -30,6 +30,11 @@ UTC = timezone.utc
 T0 = datetime(2026, 1, 31, 23, 50, tzinfo=UTC)
 
 OpenLedger = Callable[[], Awaitable[Ledger]]
+
+
+def A(run: str) -> AttemptRef:  # noqa: N802 - reads like the row it names
+    """The run's first attempt, with the attempt id a pre-attempts ledger gives it (the flow run id)."""
+    return AttemptRef(flow_run_id=run, attempt_id=run)
 
 
 async def _run_sql(dsn: str, sql: str) -> list[Any]:
@@ -71,24 +76,24 @@ async def open_ledger(dsn: str) -> AsyncIterator[OpenLedger]:
 
 
 async def _submitted(ledger: Ledger, run: str, workspace: str = "acme") -> None:
-    await ledger.record_claim(run, workspace, "pool-a", "ecs", T0)
-    await ledger.record_submission(run, f"arn:{run}", T0, workspace=workspace, pool="pool-a", provider="ecs")
+    await ledger.record_claim(A(run), workspace, "pool-a", "ecs", T0)
+    await ledger.record_submission(A(run), f"arn:{run}", T0, workspace=workspace, pool="pool-a", provider="ecs")
 
 
 async def test_open_twice_is_idempotent(dsn: str, open_ledger: OpenLedger) -> None:
     first = await open_ledger()
-    await first.record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    await first.record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
     await first.close()
     second = await open_ledger()
-    assert await _alembic_versions(dsn) == ["0001"]
+    assert await _alembic_versions(dsn) == ["0002"]
     assert (await second.get("run-1")) is not None
 
 
 async def test_concurrent_open_in_one_process(dsn: str, open_ledger: OpenLedger) -> None:
     ledgers = await asyncio.gather(open_ledger(), open_ledger())
-    assert await _alembic_versions(dsn) == ["0001"]
-    assert await ledgers[0].record_claim("run-1", "acme", "pool-a", "ecs", T0)
-    assert not await ledgers[1].record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    assert await _alembic_versions(dsn) == ["0002"]
+    assert await ledgers[0].record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
+    assert not await ledgers[1].record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
 
 
 CHILD = """
@@ -119,13 +124,13 @@ async def test_concurrent_open_from_several_processes(dsn: str) -> None:
     outcomes = await asyncio.gather(*(child.communicate() for child in children))
     for child, (_out, err) in zip(children, outcomes):
         assert child.returncode == 0, err.decode()
-    assert await _alembic_versions(dsn) == ["0001"]
+    assert await _alembic_versions(dsn) == ["0002"]
 
 
 async def test_claim_inserts_only_if_absent(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
-    assert await ledger.record_claim("run-1", "acme", "pool-a", "ecs", T0)
-    assert not await ledger.record_claim("run-1", "other", "pool-b", "aci", T0 + timedelta(hours=1))
+    assert await ledger.record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
+    assert not await ledger.record_claim(A("run-1"), "other", "pool-b", "aci", T0 + timedelta(hours=1))
     run = await ledger.get("run-1")
     assert (run.workspace, run.pool, run.provider, run.claimed_at) == ("acme", "pool-a", "ecs", T0)
     assert run.infrastructure_id is None and run.metered_at is None
@@ -134,10 +139,10 @@ async def test_claim_inserts_only_if_absent(open_ledger: OpenLedger) -> None:
 
 async def test_first_submission_wins(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
-    await ledger.record_claim("run-1", "acme", "pool-a", "ecs", T0)
+    await ledger.record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
     later = T0 + timedelta(minutes=5)
-    kept = await ledger.record_submission("run-1", "arn:1", T0, workspace="acme", pool="pool-a", provider="ecs")
-    again = await ledger.record_submission("run-1", "arn:2", later, workspace="x", pool="y", provider="aci")
+    kept = await ledger.record_submission(A("run-1"), "arn:1", T0, workspace="acme", pool="pool-a", provider="ecs")
+    again = await ledger.record_submission(A("run-1"), "arn:2", later, workspace="x", pool="y", provider="aci")
     assert kept == again == "arn:1"
     run = await ledger.get("run-1")
     assert (run.infrastructure_id, run.submitted_at, run.workspace, run.provider) == ("arn:1", T0, "acme", "ecs")
@@ -145,10 +150,10 @@ async def test_first_submission_wins(open_ledger: OpenLedger) -> None:
 
 async def test_submission_creates_missing_claim_row(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
-    assert await ledger.record_submission("run-9", "task/9", T0, workspace="acme", pool="p", provider="cloud-run") == "task/9"
+    assert await ledger.record_submission(A("run-9"), "task/9", T0, workspace="acme", pool="p", provider="cloud-run") == "task/9"
     run = await ledger.get("run-9")
     assert (run.workspace, run.pool, run.provider, run.claimed_at, run.submitted_at) == ("acme", "p", "cloud-run", T0, T0)
-    assert not await ledger.record_claim("run-9", "acme", "p", "cloud-run", T0)
+    assert not await ledger.record_claim(A("run-9"), "acme", "p", "cloud-run", T0)
 
 
 async def test_meter_is_exactly_once_across_two_ledgers(open_ledger: OpenLedger) -> None:
@@ -206,7 +211,7 @@ async def test_errors_and_final_state(open_ledger: OpenLedger) -> None:
         await ledger.meter("run-1", T0, None)
     assert (await ledger.get("run-1")).metered_at is None
     with pytest.raises(ValueError):
-        await ledger.record_claim("run-2", "acme", "p", "ecs", datetime(2026, 1, 1))
+        await ledger.record_claim(A("run-2"), "acme", "p", "ecs", datetime(2026, 1, 1))
     with pytest.raises(LedgerError):
         await ledger.set_final_state("missing", "Failed")
     await ledger.set_final_state("run-1", "Crashed")
@@ -215,7 +220,7 @@ async def test_errors_and_final_state(open_ledger: OpenLedger) -> None:
 
 async def test_unmetered_is_the_in_flight_set(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
-    await ledger.record_claim("claimed-only", "acme", "p", "ecs", T0)
+    await ledger.record_claim(A("claimed-only"), "acme", "p", "ecs", T0)
     await _submitted(ledger, "in-flight-acme", "acme")
     await _submitted(ledger, "in-flight-beta", "beta")
     await _submitted(ledger, "done", "acme")
@@ -226,10 +231,10 @@ async def test_unmetered_is_the_in_flight_set(open_ledger: OpenLedger) -> None:
 
 async def test_unsubmitted_are_claims_without_submission_or_final_state(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
-    await ledger.record_claim("claimed-only", "acme", "p", "ecs", T0)
-    await ledger.record_claim("rejected", "acme", "p", "ecs", T0)
+    await ledger.record_claim(A("claimed-only"), "acme", "p", "ecs", T0)
+    await ledger.record_claim(A("rejected"), "acme", "p", "ecs", T0)
     await ledger.set_final_state("rejected", "LimitExceeded")
-    await ledger.record_claim("claimed-beta", "beta", "p", "ecs", T0)
+    await ledger.record_claim(A("claimed-beta"), "beta", "p", "ecs", T0)
     await _submitted(ledger, "submitted", "acme")
     # Same claim time: ordered by flow run id.
     assert [run.flow_run_id for run in await ledger.unsubmitted()] == ["claimed-beta", "claimed-only"]
@@ -245,9 +250,9 @@ async def test_usage_groups_by_workspace_and_month(open_ledger: OpenLedger) -> N
         await ledger.meter(run, start, start + timedelta(seconds=seconds))
     await _submitted(ledger, "in-flight", "acme")
     assert await ledger.usage() == [
-        UsageRow(workspace="acme", month="2026-01", runs=2, billed_minutes=3, compute_seconds=120.0),
-        UsageRow(workspace="acme", month="2026-02", runs=1, billed_minutes=10, compute_seconds=600.0),
-        UsageRow(workspace="beta", month="2026-02", runs=1, billed_minutes=1, compute_seconds=1.0),
+        UsageRow(workspace="acme", month="2026-01", flow_runs=2, attempts=2, billed_minutes=3, compute_seconds=120.0),
+        UsageRow(workspace="acme", month="2026-02", flow_runs=1, attempts=1, billed_minutes=10, compute_seconds=600.0),
+        UsageRow(workspace="beta", month="2026-02", flow_runs=1, attempts=1, billed_minutes=1, compute_seconds=1.0),
     ]
     assert [row.workspace for row in await ledger.usage(month="2026-02")] == ["acme", "beta"]
     assert [row.month for row in await ledger.usage(workspace="acme")] == ["2026-01", "2026-02"]
@@ -260,7 +265,7 @@ async def test_usage_groups_by_workspace_and_month(open_ledger: OpenLedger) -> N
 async def test_datetimes_come_back_aware_utc(open_ledger: OpenLedger) -> None:
     ledger = await open_ledger()
     india = timezone(timedelta(hours=5, minutes=30))
-    await ledger.record_claim("run-1", "acme", "p", "ecs", datetime(2026, 3, 1, 4, 0, tzinfo=india))
+    await ledger.record_claim(A("run-1"), "acme", "p", "ecs", datetime(2026, 3, 1, 4, 0, tzinfo=india))
     run = await ledger.get("run-1")
     assert run.claimed_at == datetime(2026, 2, 28, 22, 30, tzinfo=UTC)
     assert run.claimed_at.utcoffset() == timedelta(0) and run.updated_at.utcoffset() == timedelta(0)

@@ -70,7 +70,7 @@ class ProviderHarness(abc.ABC):
     def request(self, command: str, flow_run_id: UUID | None = None) -> SubmitRequest:
         flow_run_id = flow_run_id or uuid.uuid4()
         return SubmitRequest(
-            flow_run_id=flow_run_id,
+            flow_run_id=flow_run_id, attempt_id=flow_run_id,
             idempotency_key=f"prefect-{flow_run_id.hex}",
             workspace="contract",
             pool=f"{self.name}-pool",
@@ -80,7 +80,7 @@ class ProviderHarness(abc.ABC):
 
     @staticmethod
     def ref(request: SubmitRequest, submission: Submission) -> RunRef:
-        return RunRef(flow_run_id=request.flow_run_id, infrastructure_id=submission.infrastructure_id,
+        return RunRef(flow_run_id=request.flow_run_id, attempt_id=request.attempt_id, infrastructure_id=submission.infrastructure_id,
                       configuration=request.configuration)
 
 
@@ -102,7 +102,7 @@ class LocalHarness(ProviderHarness):
     def unknown_ref(self) -> RunRef:
         import socket
 
-        return RunRef(flow_run_id=uuid.uuid4(), infrastructure_id=f"{socket.gethostname()}:999999",
+        return RunRef(flow_run_id=uuid.uuid4(), attempt_id=uuid.uuid4(), infrastructure_id=f"{socket.gethostname()}:999999",
                       configuration=self.configuration("true"))
 
     def started_count(self) -> int:
@@ -139,7 +139,7 @@ class EcsHarness(ProviderHarness):
     def unknown_ref(self) -> RunRef:
         prefix = f"arn:aws:ecs:{self.emulator.region}:{self.emulator.account_id}"
         task = f"{prefix}:task/default/{uuid.uuid4().hex}"
-        return RunRef(flow_run_id=uuid.uuid4(), infrastructure_id=f"{prefix}:cluster/default::{task}",
+        return RunRef(flow_run_id=uuid.uuid4(), attempt_id=uuid.uuid4(), infrastructure_id=f"{prefix}:cluster/default::{task}",
                       configuration=self.configuration("true"))
 
     def started_count(self) -> int:

@@ -58,14 +58,14 @@ def cfg(emu: EcsEmulator, **values) -> EcsJobConfiguration:
 
 def request(configuration: EcsJobConfiguration, flow_run_id: uuid.UUID | None = None) -> SubmitRequest:
     flow_run_id = flow_run_id or uuid.uuid4()
-    return SubmitRequest(flow_run_id=flow_run_id, idempotency_key=f"prefect-{flow_run_id.hex}", workspace="w",
+    return SubmitRequest(flow_run_id=flow_run_id, attempt_id=flow_run_id, idempotency_key=f"prefect-{flow_run_id.hex}", workspace="w",
                          pool="ecs-pool", configuration=configuration, limits=RunLimits(max_runtime_s=600))
 
 
 async def submit(provider: EcsProvider, configuration: EcsJobConfiguration) -> RunRef:
     req = request(configuration)
     submission = await provider.submit(req)
-    return RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=configuration)
+    return RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=submission.infrastructure_id, configuration=configuration)
 
 
 async def wait_exited(provider: EcsProvider, ref: RunRef, timeout: float = 10,

@@ -43,7 +43,7 @@ def cfg(**values) -> EcsJobConfiguration:
 def submit_request(configuration: EcsJobConfiguration, key: str | None = None) -> SubmitRequest:
     flow_run_id = uuid4()
     return SubmitRequest(
-        flow_run_id=flow_run_id, idempotency_key=key or f"prefect-{flow_run_id.hex}", workspace="acme",
+        flow_run_id=flow_run_id, attempt_id=flow_run_id, idempotency_key=key or f"prefect-{flow_run_id.hex}", workspace="acme",
         pool="ecs-pool", configuration=configuration, limits=RunLimits(max_runtime_s=3600),
     )
 
@@ -222,14 +222,15 @@ def test_tags_ours_first_sanitised_and_capped() -> None:
               **{f"l{i}": str(i) for i in range(60)}}
     request = run_task(cfg(labels=labels))
     tags = request["tags"]
-    assert [t["key"] for t in tags[:3]] == ["prefect.io/flow-run-id", "prefect.io/workspace", "prefect.io/pool"]
+    ours = ["prefect.io/flow-run-id", "prefect.io/attempt-id", "prefect.io/workspace", "prefect.io/pool"]
+    assert [t["key"] for t in tags[:4]] == ours
     assert {"key": "prefect.io/workspace", "value": "acme"} in tags and {"key": "prefect.io/pool", "value": "ecs-pool"} in tags
     assert {"key": "weird key_", "value": "v_al_"} in tags and not any(t["key"].startswith("aws:") for t in tags)
     assert len(tags) == 50
 
 
 def test_long_tags_are_truncated() -> None:
-    [_, _, _, tag] = run_task(cfg(labels={"k" * 200: "v" * 300}))["tags"]
+    [_, _, _, _, tag] = run_task(cfg(labels={"k" * 200: "v" * 300}))["tags"]
     assert (len(tag["key"]), len(tag["value"])) == (128, 256)
 
 

@@ -45,7 +45,7 @@ def python_command(code: str) -> str:
 def request(cfg: LocalJobConfiguration, flow_run_id: UUID | None = None, max_runtime_s: int = 30) -> SubmitRequest:
     flow_run_id = flow_run_id or uuid4()
     return SubmitRequest(
-        flow_run_id=flow_run_id,
+        flow_run_id=flow_run_id, attempt_id=flow_run_id,
         idempotency_key=f"flow-run-{flow_run_id}",
         workspace="w",
         pool="p",
@@ -57,7 +57,7 @@ def request(cfg: LocalJobConfiguration, flow_run_id: UUID | None = None, max_run
 async def submit(provider: LocalProvider, cfg: LocalJobConfiguration, **kwargs) -> RunRef:
     req = request(cfg, **kwargs)
     submission = await provider.submit(req)
-    return RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
+    return RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
 
 
 async def wait_for(provider: LocalProvider, ref: RunRef, phase: InfraPhase, timeout: float = 10) -> InfraStatus:
@@ -121,7 +121,7 @@ async def test_submit_twice_starts_one_process(provider: LocalProvider, tmp_path
     first, second = await asyncio.gather(provider.submit(req), provider.submit(req))
     assert first.infrastructure_id == second.infrastructure_id
     assert sorted([first.created, second.created]) == [False, True]
-    ref = RunRef(flow_run_id=req.flow_run_id, infrastructure_id=first.infrastructure_id, configuration=cfg)
+    ref = RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=first.infrastructure_id, configuration=cfg)
     await wait_for(provider, ref, InfraPhase.EXITED)
     third = await provider.submit(req)
     assert (third.infrastructure_id, third.created) == (first.infrastructure_id, False)
@@ -162,8 +162,8 @@ async def test_supervisor_hangup_ends_the_command(provider: LocalProvider, setti
 
 async def test_stop_of_unknown_run_is_a_no_op(provider: LocalProvider) -> None:
     cfg = LocalJobConfiguration(command="true")
-    await provider.stop(RunRef(flow_run_id=uuid4(), infrastructure_id=f"{provider.hostname}:1", configuration=cfg), "x")
-    await provider.stop(RunRef(flow_run_id=uuid4(), infrastructure_id="elsewhere:1", configuration=cfg), "x")
+    await provider.stop(RunRef(flow_run_id=uuid4(), attempt_id=uuid4(), infrastructure_id=f"{provider.hostname}:1", configuration=cfg), "x")
+    await provider.stop(RunRef(flow_run_id=uuid4(), attempt_id=uuid4(), infrastructure_id="elsewhere:1", configuration=cfg), "x")
 
 
 async def test_memory_cap_is_enforced(provider: LocalProvider) -> None:
@@ -207,7 +207,7 @@ async def test_survives_a_dispatcher_restart(settings: LocalSettings) -> None:
         from providers.base import RunLimits, SubmitRequest
         from providers.local import LocalJobConfiguration, LocalProvider, LocalSettings
         provider = LocalProvider(LocalSettings(state_dir={str(settings.state_dir)!r}))
-        req = SubmitRequest(flow_run_id=uuid.UUID({str(flow_run_id)!r}), idempotency_key="k", workspace="w",
+        req = SubmitRequest(flow_run_id=uuid.UUID({str(flow_run_id)!r}), attempt_id=uuid.UUID({str(flow_run_id)!r}), idempotency_key="k", workspace="w",
                             pool="p", configuration=LocalJobConfiguration(command={command!r}),
                             limits=RunLimits(max_runtime_s=30))
         print(asyncio.run(provider.submit(req)).infrastructure_id)
@@ -218,7 +218,7 @@ async def test_survives_a_dispatcher_restart(settings: LocalSettings) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     cfg = LocalJobConfiguration(command=command)
-    ref = RunRef(flow_run_id=flow_run_id, infrastructure_id=done.stdout.strip(), configuration=cfg)
+    ref = RunRef(flow_run_id=flow_run_id, attempt_id=flow_run_id, infrastructure_id=done.stdout.strip(), configuration=cfg)
     restarted = LocalProvider(settings)
     assert (await wait_for(restarted, ref, InfraPhase.RUNNING)).started_at is not None
     status = await wait_for(restarted, ref, InfraPhase.EXITED)
@@ -238,8 +238,8 @@ async def test_supervisor_killed_while_the_command_runs(provider: LocalProvider,
 
 async def test_not_found(provider: LocalProvider) -> None:
     cfg = LocalJobConfiguration(command="true")
-    unknown = RunRef(flow_run_id=uuid4(), infrastructure_id=f"{provider.hostname}:1", configuration=cfg)
-    elsewhere = RunRef(flow_run_id=uuid4(), infrastructure_id="another-host:1", configuration=cfg)
+    unknown = RunRef(flow_run_id=uuid4(), attempt_id=uuid4(), infrastructure_id=f"{provider.hostname}:1", configuration=cfg)
+    elsewhere = RunRef(flow_run_id=uuid4(), attempt_id=uuid4(), infrastructure_id="another-host:1", configuration=cfg)
     statuses = await provider.status_many([unknown, elsewhere])
     assert [s.phase for s in statuses] == [InfraPhase.NOT_FOUND, InfraPhase.NOT_FOUND]
     assert "another host" in statuses[1].reason
@@ -293,7 +293,7 @@ async def test_submit_that_died_before_its_supervisor_is_taken_over(provider, se
     with pytest.raises(TransientProviderError):  # the dispatcher's retry policy calls submit again
         await provider.submit(req)
     submission = await provider.submit(req)
-    ref = RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
+    ref = RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
     assert (await wait_for(provider, ref, InfraPhase.EXITED)).exit_code == 0
     assert submission.created
 

@@ -108,10 +108,10 @@ async def test_housekeeping_deletes_an_ended_run_after_retention_only(tmp_path: 
     runs = {}
     for name, command in (("ended", "true"), ("running", "sleep 60")):
         cfg = LocalJobConfiguration(command=command)
-        req = SubmitRequest(flow_run_id=uuid4(), idempotency_key=name, workspace="w", pool="p", configuration=cfg,
+        req = SubmitRequest(flow_run_id=uuid4(), attempt_id=uuid4(), idempotency_key=name, workspace="w", pool="p", configuration=cfg,
                             limits=RunLimits(max_runtime_s=60))  # fmt: skip
         submission = await provider.submit(req)
-        runs[name] = RunRef(flow_run_id=req.flow_run_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
+        runs[name] = RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
     for name, phase in (("ended", InfraPhase.EXITED), ("running", InfraPhase.RUNNING)):
         while (await provider.status_many([runs[name]]))[0].phase != phase:
             await asyncio.sleep(0.05)
@@ -121,7 +121,7 @@ async def test_housekeeping_deletes_an_ended_run_after_retention_only(tmp_path: 
         for path in [*run_dir.iterdir(), run_dir]:
             os.utime(path, (OLD, OLD))
     await provider.housekeeping()
-    assert [p.name for p in settings.state_dir.iterdir()] == [str(runs["running"].flow_run_id)]
+    assert [p.name for p in settings.state_dir.iterdir()] == [str(runs["running"].attempt_id)]
     [ended, running] = await provider.status_many([runs["ended"], runs["running"]])
     assert (ended.phase, running.phase) == (InfraPhase.NOT_FOUND, InfraPhase.RUNNING)
     await provider.stop(runs["running"], "test over")

@@ -110,9 +110,9 @@ async def test_no_secret_on_disk_while_running_nor_after(provider: LocalProvider
     command = python_command(code) + f" --flag {SECRETS[1]}"
     cfg = LocalJobConfiguration(command=command, env={"API_TOKEN": SECRETS[0]})
     flow_run_id = uuid4()
-    req = SubmitRequest(flow_run_id=flow_run_id, idempotency_key="k", workspace="w", pool="p", configuration=cfg,
+    req = SubmitRequest(flow_run_id=flow_run_id, attempt_id=flow_run_id, idempotency_key="k", workspace="w", pool="p", configuration=cfg,
                         limits=RunLimits(max_runtime_s=60), secrets=RunSecrets(values=SECRETS[:2]))  # fmt: skip
-    ref = RunRef(flow_run_id=flow_run_id, infrastructure_id=(await provider.submit(req)).infrastructure_id, configuration=cfg)
+    ref = RunRef(flow_run_id=flow_run_id, attempt_id=flow_run_id, infrastructure_id=(await provider.submit(req)).infrastructure_id, configuration=cfg)
     run_dir = tmp_path / "state" / str(flow_run_id)
     await wait_for(provider, ref, InfraPhase.RUNNING)
     public = json.loads((run_dir / rundir.SPEC).read_text())
@@ -136,9 +136,9 @@ def test_the_supervisor_needs_only_the_standard_library() -> None:
 async def test_a_secret_program_name_is_masked_in_the_spec_and_the_exit_reason(provider: LocalProvider, tmp_path: Path) -> None:
     cfg = LocalJobConfiguration(command="run-with-token-a8b7c6 --verbose")  # not found: its name is the reason
     flow_run_id = uuid4()
-    req = SubmitRequest(flow_run_id=flow_run_id, idempotency_key="k", workspace="w", pool="p", configuration=cfg,
+    req = SubmitRequest(flow_run_id=flow_run_id, attempt_id=flow_run_id, idempotency_key="k", workspace="w", pool="p", configuration=cfg,
                         limits=RunLimits(max_runtime_s=60), secrets=RunSecrets(values=["run-with-token-a8b7c6"]))  # fmt: skip
-    ref = RunRef(flow_run_id=flow_run_id, infrastructure_id=(await provider.submit(req)).infrastructure_id, configuration=cfg)
+    ref = RunRef(flow_run_id=flow_run_id, attempt_id=flow_run_id, infrastructure_id=(await provider.submit(req)).infrastructure_id, configuration=cfg)
     status = await wait_for(provider, ref, InfraPhase.EXITED)
     assert status.reason == "could not start '***': No such file or directory (***)", status.reason
     run_dir = tmp_path / "state" / str(flow_run_id)

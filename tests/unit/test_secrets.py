@@ -124,7 +124,7 @@ def test_redact_without_secrets_is_identity() -> None:
 def test_values_never_show_in_repr_str_or_serialisation() -> None:
     secrets = RunSecrets(values=["very-secret-value"])
     request = SubmitRequest(
-        flow_run_id="00000000-0000-0000-0000-000000000001", idempotency_key="k", workspace="w", pool="p",
+        flow_run_id="00000000-0000-0000-0000-000000000001", attempt_id="00000000-0000-0000-0000-000000000001", idempotency_key="k", workspace="w", pool="p",
         configuration=BaseJobConfiguration(), limits=RunLimits(max_runtime_s=1), secrets=secrets,
     )  # fmt: skip
     shown = [repr(secrets), str(secrets), repr(request), str(request), request.model_dump_json(), str(request.model_dump())]
