@@ -20,7 +20,8 @@ from typing import Any, Optional, Union
 from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, Field, SecretStr
 
-from providers.templates.cloud_run import DEFAULT_IMAGE, block_schema
+from providers.blocks import block_schema
+from providers.templates.cloud_run import DEFAULT_IMAGE
 
 DEFAULT_CPU = 1.0
 DEFAULT_MEMORY_GB = 1.0

@@ -8,9 +8,7 @@ and a job configuration class with prefect-gcp's semantics can read it.
 
 prefect-gcp is not imported (the dispatcher needs no Google SDK to write a pool):
 the block it references, ``gcp-credentials``, is described by a plain model
-whose schema carries ``block_type_slug`` the way Prefect's block schemas do, so
-the Prefect UI offers a block picker and the server resolves a block reference
-(``{"$ref": {"block_document_id": ...}}``) into the block's fields.
+(:mod:`providers.blocks`).
 """
 
 from __future__ import annotations
@@ -19,29 +17,13 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from prefect.workers.base import BaseVariables
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from providers.blocks import block_schema
 
 DEFAULT_IMAGE = "prefecthq/prefect:3-latest"
 #: Cloud Run's maximum task timeout (168 h), which prefect-gcp enforces too.
 MAX_TIMEOUT_S = 604800
-
-
-def block_schema(slug: str, *secret_fields: str) -> ConfigDict:
-    """Model config making a model's JSON schema a reference to the Prefect block type ``slug``.
-
-    ``not: {required: [$ref]}`` keeps a block reference from also matching the
-    block's own (all-optional) fields: Prefect's server wraps block definitions in
-    ``oneOf: [fields, {"$ref": ...}]`` before validating job variables, and without
-    it a reference matches both branches and a deployment naming a block is refused.
-    """
-    return ConfigDict(
-        json_schema_extra={
-            "block_type_slug": slug,
-            "block_schema_references": {},
-            "secret_fields": list(secret_fields),
-            "not": {"required": ["$ref"]},
-        }
-    )
 
 
 class GcpCredentials(BaseModel):
