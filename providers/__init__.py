@@ -28,10 +28,10 @@ POOL_TYPES: dict[str, str | None] = {
     "prefect:managed": None,
 }
 
-#: Templates for pool types whose provider has not landed yet (Prefect's variable names).
+#: Declarations of clouds whose provider has not landed yet: their pool templates (Prefect's variable names).
 TEMPLATE_ONLY: dict[str, str] = {
-    "cloud-run": "providers.templates:CLOUD_RUN_V2_TEMPLATE",
-    "aci": "providers.templates:ACI_TEMPLATE",
+    "cloud-run": "providers.cloud_run.template_only:CloudRunTemplateOnly",
+    "aci": "providers.aci.template_only:AciTemplateOnly",
 }
 
 
@@ -60,4 +60,4 @@ def base_job_template(pool_type: str, managed_provider: str = "local") -> dict:
     kind = provider_kind_for(pool_type, managed_provider)
     if kind in PROVIDERS:
         return provider_class(kind).base_job_template()
-    return _load(TEMPLATE_ONLY[kind])()  # type: ignore[operator]
+    return _load(TEMPLATE_ONLY[kind]).base_job_template()  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ the pool is created, and more:
 * every default validates against its property, and all of them together pass
   the validation Prefect's server runs on a new pool's defaults.
 
-Then, for the templates written without a provider (Cloud Run v2, ACI), that the
+Then, for the templates of Cloud Run v2 and ACI (written before their providers), that the
 variable names include Prefect's own: against the reference list in
 ``shared/reference/prefect-cloud-workers.md`` (always) and against prefect-gcp /
 prefect-azure themselves when they are installed (skipped otherwise).
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import importlib
 import importlib.util
 import json
@@ -34,7 +35,9 @@ import pytest
 from prefect.workers.base import BaseVariables
 
 import providers
-from providers.templates import ACI_TEMPLATE, CLOUD_RUN_V2_TEMPLATE, AciVariables, CloudRunV2Variables
+from providers.aci.config import AciJobConfiguration, AciVariables
+from providers.cloud_run.config import CloudRunJobConfiguration, CloudRunVariables
+from providers.declaration import base_job_template
 
 # Anything between double braces, so malformed names are caught too (Prefect's own
 # regex only matches [\w.\-\[\]$]+ and would silently leave "{{ a b }}" in place).
@@ -42,9 +45,12 @@ PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 BLOCK_REF = {"$ref": {"block_document_id": "1b9e3c8c-6d7d-4b57-9a4c-6a1f7d0c2f3e"}}
 
+CLOUD_RUN_V2_TEMPLATE = functools.partial(base_job_template, CloudRunJobConfiguration, CloudRunVariables)
+ACI_TEMPLATE = functools.partial(base_job_template, AciJobConfiguration, AciVariables)
+
 #: Pool types written without a provider -> (template function, variables model).
 TEMPLATE_ONLY_CASES = {
-    "cloud-run-v2:push": (CLOUD_RUN_V2_TEMPLATE, CloudRunV2Variables),
+    "cloud-run-v2:push": (CLOUD_RUN_V2_TEMPLATE, CloudRunVariables),
     "azure-container-instance:push": (ACI_TEMPLATE, AciVariables),
 }
 
@@ -242,7 +248,10 @@ def test_aci_block_slugs() -> None:
 
 def test_no_prefect_integration_imported() -> None:
     """The templates must not need prefect-gcp / prefect-azure (nor any cloud SDK)."""
-    for module in ("providers.templates", "providers.templates.cloud_run", "providers.templates.aci"):
+    for module in ("providers.blocks", "providers.declaration", *(
+        f"providers.{package}{module}" for package in ("cloud_run", "aci")
+        for module in ("", ".config", ".credentials", ".template_only")
+    )):
         source = importlib.util.find_spec(module).origin
         with open(source, encoding="utf-8") as handle:
             text = handle.read()

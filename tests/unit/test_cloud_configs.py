@@ -1,0 +1,51 @@
+"""The job configuration classes of Cloud Run and ACI (providers/cloud_run, providers/aci) read their pools'
+templates with Prefect's semantics, as prefect-gcp's and prefect-azure's do."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from pydantic import SecretStr
+
+from providers.aci import AciJobConfiguration, AciTemplateOnly
+from providers.cloud_run import CloudRunJobConfiguration, CloudRunTemplateOnly
+
+NO_CLIENT = SimpleNamespace()  # nothing to resolve on a server: no block or variable placeholders
+RESOURCE_GROUP, SUBSCRIPTION = "rg-prefect", "00000000-0000-0000-0000-000000000000"
+
+
+def resolve(declaration: Any, values: dict[str, Any]) -> Any:
+    template = declaration.base_job_template()
+    return asyncio.run(declaration.job_configuration.from_template_and_values(template, values, client=NO_CLIENT))
+
+
+def test_cloud_run_configuration_reads_its_template():
+    configuration = resolve(CloudRunTemplateOnly, {
+        "env": {"EXTRA": "1"}, "credentials": {"project": "my-project"}, "cpu": "2000m", "timeout": 3600,
+        "env_from_secrets": {"TOKEN": {"secret": "token", "version": "3"}},
+    })  # fmt: skip
+    assert isinstance(configuration, CloudRunJobConfiguration)
+    assert configuration.env == {"EXTRA": "1"} and configuration.credentials.project == "my-project"
+    assert configuration.region == "us-central1" and configuration.timeout == 3600 and not configuration.keep_job
+    assert configuration.env_from_secrets["TOKEN"].version == "3"
+    job = configuration.job_body
+    assert job["launchStage"] == "BETA"
+    container = job["template"]["template"]["containers"][0]
+    assert container["image"] == "prefecthq/prefect:3-latest"
+    assert container["resources"]["limits"] == {"cpu": "2000m", "memory": "512Mi"}
+
+
+def test_aci_configuration_reads_its_template():
+    configuration = resolve(AciTemplateOnly, {
+        "resource_group_name": RESOURCE_GROUP, "subscription_id": SUBSCRIPTION, "memory": 2.0,
+        "image_registry": {"registry_url": "myregistry.azurecr.io", "identity": "/subscriptions/x/identity"},
+    })  # fmt: skip
+    assert isinstance(configuration, AciJobConfiguration)
+    assert configuration.resource_group_name == RESOURCE_GROUP
+    assert isinstance(configuration.subscription_id, SecretStr) and SUBSCRIPTION not in repr(configuration)
+    assert configuration.image_registry.identity == "/subscriptions/x/identity"
+    container = configuration.arm_template["resources"][0]["properties"]["containers"][0]["properties"]
+    assert container["resources"]["requests"] == {"cpu": 1.0, "memoryInGB": 2.0}
+    assert configuration.entrypoint == "/opt/prefect/entrypoint.sh" and not configuration.keep_container_group
