@@ -15,7 +15,7 @@ from dispatcher.loops.housekeeping import keep_house
 from dispatcher.web.app import HttpService
 from dispatcher.ledger import Ledger
 from dispatcher.loops.workspace import WorkspaceDispatcher
-from providers import provider_class
+from providers import registry
 from providers.base import Provider
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class ProviderSet:
 
     def get(self, kind: str) -> Provider:
         if kind not in self._instances:
-            cls = provider_class(kind)
+            cls = registry.provider_class(kind)
             raw = self._settings.get(kind, {})
             model = cls.settings_model
             self._instances[kind] = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]

@@ -1,9 +1,9 @@
 """Base job templates of every push pool type the dispatcher writes.
 
-For each pool type in ``providers.POOL_TYPES`` whose template can be produced here
-(templates of providers that have not landed, or whose module or cloud SDK is not
-importable, are skipped with the reason), the checks a Prefect server makes when
-the pool is created, and more:
+For each pool type in the registry (``providers.registry.push_pool_types()``)
+whose template can be produced here (templates of providers whose cloud SDK is not
+importable are skipped with the reason; template-only clouds never are), the
+checks a Prefect server makes when the pool is created, and more:
 
 * every ``{{ placeholder }}`` in ``job_configuration`` (nested values, keys, and
   placeholders embedded in longer strings) names a property of ``variables``;
@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from prefect.workers.base import BaseVariables
 
-import providers
+from providers import registry
 from providers.aci.config import AciJobConfiguration, AciVariables
 from providers.cloud_run.config import CloudRunJobConfiguration, CloudRunVariables
 from providers.declaration import base_job_template
@@ -95,8 +95,8 @@ PREFECT_WORKERS = {
 
 def _cases() -> list[Any]:
     cases = []
-    for pool_type, kind in providers.POOL_TYPES.items():
-        managed_providers = [None] if kind else sorted({*providers.PROVIDERS, *providers.TEMPLATE_ONLY})
+    for pool_type in registry.push_pool_types():
+        managed_providers = sorted(registry.kinds()) if pool_type == registry.MANAGED_POOL_TYPE else [None]
         for managed in managed_providers:
             case_id = pool_type if managed is None else f"{pool_type}[{managed}]"
             cases.append(pytest.param((pool_type, managed or "local"), id=case_id))
@@ -104,16 +104,13 @@ def _cases() -> list[Any]:
 
 
 def _produce(pool_type: str, managed_provider: str) -> dict[str, Any]:
-    kind = providers.provider_kind_for(pool_type, managed_provider)
-    if kind in providers.PROVIDERS:
-        module = providers.PROVIDERS[kind].partition(":")[0]
-        pytest.importorskip(module, reason=f"provider {kind!r} ({module}) or its cloud SDK is not importable here")
-        try:
-            providers.provider_class(kind)
-        except AttributeError as exc:
-            pytest.skip(f"provider {kind!r} has not landed yet: {exc}")
+    kind = registry.kind_for_pool_type(pool_type, managed_provider)
+    try:
+        registry.declaration(kind)
+    except registry.ProviderNotInstalled as exc:
+        pytest.skip(f"provider {kind!r} or its cloud SDK is not importable here: {exc}")
     # Template-only kinds are never skipped: they must be producible without any cloud SDK.
-    return providers.base_job_template(pool_type, managed_provider)
+    return registry.base_job_template(pool_type, managed_provider)
 
 
 @pytest.fixture(params=_cases())
@@ -198,7 +195,7 @@ def test_defaults_pass_prefect_pool_validation(template: dict[str, Any]) -> None
 @pytest.mark.parametrize("pool_type", sorted(TEMPLATE_ONLY_CASES))
 def test_template_functions_are_registered(pool_type: str) -> None:
     template_function, _ = TEMPLATE_ONLY_CASES[pool_type]
-    assert providers.base_job_template(pool_type) == template_function()
+    assert registry.base_job_template(pool_type) == template_function()
     first = template_function()
     first["variables"]["properties"].clear()
     assert template_function()["variables"]["properties"], "each call must return a fresh template"
