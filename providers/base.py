@@ -152,7 +152,7 @@ class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
         try:
             return cls.job_configuration.model_validate(configuration.model_dump())  # type: ignore[return-value]
         except ValidationError as exc:
-            raise invalid_configuration(exc) from None
+            raise invalid_configuration(exc, cls.secret_fields) from None
 
     @abc.abstractmethod
     def resources(self, configuration: ConfigT) -> ResourceRequest:

@@ -1,5 +1,5 @@
 """The job configuration classes of Cloud Run and ACI (providers/cloud_run, providers/aci) read their pools'
-templates with Prefect's semantics, as prefect-gcp's and prefect-azure's do."""
+templates with Prefect's semantics, as prefect-gcp's and prefect-azure's do; their secret fields are hidden."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from pydantic import SecretStr
+import pytest
+from pydantic import SecretStr, ValidationError
 
 from providers.aci import AciJobConfiguration, AciTemplateOnly
 from providers.cloud_run import CloudRunJobConfiguration, CloudRunTemplateOnly
+from providers.errors import invalid_configuration
 
 NO_CLIENT = SimpleNamespace()  # nothing to resolve on a server: no block or variable placeholders
 RESOURCE_GROUP, SUBSCRIPTION = "rg-prefect", "00000000-0000-0000-0000-000000000000"
@@ -49,3 +51,19 @@ def test_aci_configuration_reads_its_template():
     container = configuration.arm_template["resources"][0]["properties"]["containers"][0]["properties"]
     assert container["resources"]["requests"] == {"cpu": 1.0, "memoryInGB": 2.0}
     assert configuration.entrypoint == "/opt/prefect/entrypoint.sh" and not configuration.keep_container_group
+
+
+@pytest.mark.parametrize(("declaration", "values", "field"), [
+    (CloudRunTemplateOnly, {"credentials": "sa-key-f00d"}, "credentials"),
+    (AciTemplateOnly, {"subscription_id": 4242424242}, "subscription_id"),
+    (AciTemplateOnly, {"image_registry": "user:hunter2@registry"}, "image_registry"),
+])  # fmt: skip
+def test_values_of_secret_fields_are_not_quoted(declaration: Any, values: dict[str, Any], field: str):
+    required = {"resource_group_name": RESOURCE_GROUP, "subscription_id": SUBSCRIPTION}
+    base = required if declaration is AciTemplateOnly else {}
+    with pytest.raises(ValidationError) as caught:
+        declaration.job_configuration.model_validate({**base, **values, "job_body": {}, "arm_template": {}})
+    hidden = invalid_configuration(caught.value, declaration.secret_fields)
+    shown = invalid_configuration(caught.value, ())
+    assert hidden.field.split(".")[0] == field and hidden.value == f"<{type(values[field]).__name__}>"
+    assert shown.value == values[field]  # what a cloud that did not declare the field would quote

@@ -21,7 +21,7 @@ from dispatcher.startup.preflight import read_push_pool, served_provider_kind
 from providers import CLOUDS, Cloud, registry
 from providers.base import Provider
 from providers.declaration import base_job_template
-from providers.ecs import EcsProvider, EcsSettings
+from providers.ecs import EcsJobConfiguration, EcsProvider, EcsSettings
 from providers.local import LocalJobConfiguration, LocalProvider, LocalSettings
 from providers.registry import Registry, _pool_types_in_source
 from tests.unit.registry_fakes import GridJobConfiguration, GridVariables
@@ -63,6 +63,7 @@ def test_the_real_lines_give_every_push_type_its_cloud():
         "local", "ecs", "cloud-run", "aci", "ecs"]
     assert registry.provider_class("local") is LocalProvider and registry.provider_class("ecs") is EcsProvider
     assert registry.settings_model("local") is LocalSettings and registry.settings_model("ecs") is EcsSettings
+    assert registry.secret_fields("ecs") == ("aws_credentials",) and registry.secret_fields("local") == ()
     assert {"local", "ecs"} <= set(registry.servable_kinds())
     for kind in registry.kinds():
         declaration = registry.declaration(kind)
@@ -107,6 +108,7 @@ def test_the_secret_fields_of_a_configuration_are_its_clouds_or_else_every_cloud
         pass
 
     assert registry.secret_fields_of_configuration(Unregistered) == ("grid_token",)
+    assert Registry(CLOUDS).secret_fields_of_configuration(EcsJobConfiguration) == ("aws_credentials",)
 
 
 # -- imported only when used ------------------------------------------------------------------------
