@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from providers.aci import AciJobConfiguration, AciTemplateOnly
-from providers.cloud_run import CloudRunJobConfiguration, CloudRunTemplateOnly
+from providers import registry
+from providers.aci import AciJobConfiguration
+from providers.cloud_run import CloudRunJobConfiguration
 from providers.errors import invalid_configuration
 
+# Whatever the lines name: the template-only declarations now, the providers once they land.
+CLOUD_RUN, ACI = registry.declaration("cloud-run"), registry.declaration("aci")
 NO_CLIENT = SimpleNamespace()  # nothing to resolve on a server: no block or variable placeholders
 RESOURCE_GROUP, SUBSCRIPTION = "rg-prefect", "00000000-0000-0000-0000-000000000000"
 
@@ -24,7 +27,7 @@ def resolve(declaration: Any, values: dict[str, Any]) -> Any:
 
 
 def test_cloud_run_configuration_reads_its_template():
-    configuration = resolve(CloudRunTemplateOnly, {
+    configuration = resolve(CLOUD_RUN, {
         "env": {"EXTRA": "1"}, "credentials": {"project": "my-project"}, "cpu": "2000m", "timeout": 3600,
         "env_from_secrets": {"TOKEN": {"secret": "token", "version": "3"}},
     })  # fmt: skip
@@ -40,7 +43,7 @@ def test_cloud_run_configuration_reads_its_template():
 
 
 def test_aci_configuration_reads_its_template():
-    configuration = resolve(AciTemplateOnly, {
+    configuration = resolve(ACI, {
         "resource_group_name": RESOURCE_GROUP, "subscription_id": SUBSCRIPTION, "memory": 2.0,
         "image_registry": {"registry_url": "myregistry.azurecr.io", "identity": "/subscriptions/x/identity"},
     })  # fmt: skip
@@ -54,13 +57,13 @@ def test_aci_configuration_reads_its_template():
 
 
 @pytest.mark.parametrize(("declaration", "values", "field"), [
-    (CloudRunTemplateOnly, {"credentials": "sa-key-f00d"}, "credentials"),
-    (AciTemplateOnly, {"subscription_id": 4242424242}, "subscription_id"),
-    (AciTemplateOnly, {"image_registry": "user:hunter2@registry"}, "image_registry"),
+    (CLOUD_RUN, {"credentials": "sa-key-f00d"}, "credentials"),
+    (ACI, {"subscription_id": 4242424242}, "subscription_id"),
+    (ACI, {"image_registry": "user:hunter2@registry"}, "image_registry"),
 ])  # fmt: skip
 def test_values_of_secret_fields_are_not_quoted(declaration: Any, values: dict[str, Any], field: str):
     required = {"resource_group_name": RESOURCE_GROUP, "subscription_id": SUBSCRIPTION}
-    base = required if declaration is AciTemplateOnly else {}
+    base = required if declaration is ACI else {}
     with pytest.raises(ValidationError) as caught:
         declaration.job_configuration.model_validate({**base, **values, "job_body": {}, "arm_template": {}})
     hidden = invalid_configuration(caught.value, declaration.secret_fields)

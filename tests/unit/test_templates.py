@@ -247,7 +247,7 @@ def test_no_prefect_integration_imported() -> None:
     """The templates must not need prefect-gcp / prefect-azure (nor any cloud SDK)."""
     for module in ("providers.blocks", "providers.declaration", *(
         f"providers.{package}{module}" for package in ("cloud_run", "aci")
-        for module in ("", ".config", ".credentials", ".template_only")
+        for module in ("", ".config", ".credentials")
     )):
         source = importlib.util.find_spec(module).origin
         with open(source, encoding="utf-8") as handle:
