@@ -8,8 +8,8 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.config import ConfigError, DispatcherConfig, default_ledger_dsn, load_config
@@ -158,7 +158,7 @@ def _pool_types_help() -> str:
         if pool_type == registry.MANAGED_POOL_TYPE:
             lines.append(f"  {pool_type:<32}--managed-provider's (runs with Prefect Managed's limits)")
             continue
-        kind = registry.kind_for_pool_type(pool_type, managed_provider="")
+        kind = registry.kind_for_pool_type(pool_type, managed_provider="")  # not prefect:managed: unused
         note = "" if kind in servable else ": template only, not served until its provider lands"
         lines.append(f"  {pool_type:<32}{kind}{note}")
     return "\n".join(lines)
