@@ -8,11 +8,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.config import ConfigError, DispatcherConfig, default_ledger_dsn, load_config
 from dispatcher.logs import configure_logging
+from providers import registry
 
 if TYPE_CHECKING:
     from dispatcher.service import Dispatcher
@@ -86,13 +88,19 @@ def _pool_create(args: argparse.Namespace) -> int:
     if not api_url:
         print("set --api-url or PREFECT_API_URL", file=sys.stderr)
         return 2
-    message = asyncio.run(
-        create_pool(
-            api_url, args.name, args.type,
-            api_key=os.environ.get("PREFECT_API_KEY"), auth_string=os.environ.get("PREFECT_API_AUTH_STRING"),
-            managed_provider=args.managed_provider, overwrite=args.overwrite, concurrency_limit=args.concurrency_limit,
+    try:
+        message = asyncio.run(
+            create_pool(
+                api_url, args.name, args.type,
+                api_key=os.environ.get("PREFECT_API_KEY"), auth_string=os.environ.get("PREFECT_API_AUTH_STRING"),
+                managed_provider=args.managed_provider, overwrite=args.overwrite,
+                concurrency_limit=args.concurrency_limit,
+            )
         )
-    )
+    except registry.ProviderNotInstalled as exc:
+        return _fail([str(exc)], EXIT_DEPENDENCY)
+    except registry.RegistryError as exc:  # an unknown pool type or provider kind
+        return _fail([str(exc)], EXIT_USAGE)
     print(message)
     return 0
 
@@ -118,9 +126,42 @@ EXIT_CODES = f"""exit codes:
   {EXIT_USAGE}  command-line usage error
   {EXIT_CONFIG}  configuration file missing, unreadable or invalid (one line per problem)
   {EXIT_DEPENDENCY}  a dependency is unreachable or refuses us at start (Prefect, its auth, the ledger,
-     a provider's SDK or settings), or a configured pool is unknown or not a push type
+     a provider's SDK or settings), or a configured pool is unknown, not a push type, or of a
+     provider that is not yet available
   {EXIT_PORT}  the service port cannot be bound
 """
+
+
+class _HelpReadAtFormatTime(argparse.ArgumentParser):
+    """A parser whose epilog is computed when its help is shown.
+
+    Listing pool types imports every cloud's provider class (its SDK included);
+    building the parser happens for every command, showing ``pool create --help``
+    only when asked for.
+    """
+
+    def __init__(self, *args: object, epilog_from: Callable[[], str] | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._epilog_from = epilog_from
+
+    def format_help(self) -> str:
+        if self._epilog_from is not None:
+            self.epilog = self._epilog_from()
+        return super().format_help()
+
+
+def _pool_types_help() -> str:
+    """Each push pool type with the provider that runs it, from the registry."""
+    lines = ["pool types (provider that runs them):"]
+    servable = set(registry.servable_kinds())
+    for pool_type in registry.push_pool_types():
+        if pool_type == registry.MANAGED_POOL_TYPE:
+            lines.append(f"  {pool_type:<32}--managed-provider's (runs with Prefect Managed's limits)")
+            continue
+        kind = registry.kind_for_pool_type(pool_type, managed_provider="")  # not prefect:managed: unused
+        note = "" if kind in servable else ": template only, not served until its provider lands"
+        lines.append(f"  {pool_type:<32}{kind}{note}")
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,12 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=10.0, help="Seconds each network check may take (default 10).")
     check.set_defaults(func=_check)
 
-    pool = sub.add_parser("pool", help="Work pools.").add_subparsers(dest="pool_command", required=True)
-    create = pool.add_parser("create", help="Create a push pool with its base job template.")
+    pool = sub.add_parser("pool", help="Work pools.").add_subparsers(
+        dest="pool_command", required=True, parser_class=_HelpReadAtFormatTime
+    )
+    create = pool.add_parser(
+        "create", help="Create a push pool with its base job template.", epilog_from=_pool_types_help,
+        description="Create a push pool through Prefect's REST API, with a base job template whose\n"
+                    "variables keep the names of Prefect's own worker for that infrastructure.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     create.add_argument("name")
-    create.add_argument("--type", required=True, help="ecs:push | cloud-run-v2:push | azure-container-instance:push | prefect:managed | local:push")
+    create.add_argument("--type", required=True, help="Push pool type (listed below).")
     create.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL).")
-    create.add_argument("--managed-provider", default="local", help="Provider whose template prefect:managed pools get.")
+    create.add_argument(
+        "--managed-provider", default="local",
+        help=f"Provider whose template prefect:managed pools get: {', '.join(registry.kinds())} (default: local).",
+    )
     create.add_argument("--concurrency-limit", type=int, default=None)
     create.add_argument("--overwrite", action="store_true", help="Replace the template of an existing pool.")
     create.set_defaults(func=_pool_create)

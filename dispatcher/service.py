@@ -16,7 +16,7 @@ from dispatcher.web.app import HttpService
 from dispatcher.ledger import Ledger
 from dispatcher.loops.calls import ProviderCalls
 from dispatcher.loops.workspace import WorkspaceDispatcher
-from providers import provider_class
+from providers import registry
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ProviderSet:
 
     def get(self, kind: str) -> ProviderCalls:
         if kind not in self._instances:
-            cls = provider_class(kind)
+            cls = registry.provider_class(kind)
             raw = self._settings.get(kind, {})
             model = cls.settings_model
             provider = cls(model.model_validate(raw)) if model else cls()  # type: ignore[call-arg]

@@ -1,63 +1,35 @@
-"""Provider registry: adding a cloud is one folder plus one line here.
+"""The provider registry: adding a cloud is one package under ``providers/`` plus one line here.
 
-Entries are import paths so that a cloud's SDK is imported only when a pool of
-that cloud is served (the local default needs no cloud SDK at all).
+A line names the cloud's kind, the import path of the class that declares it, and
+the pip extra that installs its SDK. Everything else (the pool types it serves,
+its settings model, the job variables that may hold secrets, its base job
+template) is read from that class by :mod:`providers.registry`, which imports a
+class only when its cloud is used. A line may name a provider class
+(``providers.base.Provider``) or, until a cloud's provider lands, a template-only
+declaration (``providers.declaration.CloudDeclaration``): ``dispatcher pool create``
+writes its pools, ``serve`` and ``check`` refuse them.
+
+This module is imported by the local provider's supervisor, which runs without
+the dispatcher's dependencies: keep it to the standard library.
 """
 
 from __future__ import annotations
 
-import importlib
-from functools import cache
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from providers.base import Provider
-
-PROVIDERS: dict[str, str] = {
-    "local": "providers.local:LocalProvider",
-    "ecs": "providers.ecs:EcsProvider",
-}
-
-#: Pool types whose base job template we write, with the provider that runs them.
-#: ``prefect:managed`` runs on the provider the operator configures (``managed_provider``).
-POOL_TYPES: dict[str, str | None] = {
-    "local:push": "local",
-    "ecs:push": "ecs",
-    "cloud-run-v2:push": "cloud-run",
-    "azure-container-instance:push": "aci",
-    "prefect:managed": None,
-}
-
-#: Templates for pool types whose provider has not landed yet (Prefect's variable names).
-TEMPLATE_ONLY: dict[str, str] = {
-    "cloud-run": "providers.templates:CLOUD_RUN_V2_TEMPLATE",
-    "aci": "providers.templates:ACI_TEMPLATE",
-}
+from dataclasses import dataclass
 
 
-def _load(path: str) -> object:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+@dataclass(frozen=True)
+class Cloud:
+    """One registry line."""
+
+    kind: str  # the name used in dispatcher.yaml (providers.<kind>, managed_provider, pools[].provider)
+    declared_by: str  # "package.module:ClassName" of the provider class or template-only declaration
+    extra: str | None = None  # pip extra of prefect-push-dispatcher that installs the cloud's SDK
 
 
-@cache
-def provider_class(kind: str) -> type[Provider]:
-    """The provider class registered under ``kind``; KeyError names what exists."""
-    if kind not in PROVIDERS:
-        raise KeyError(f"no provider {kind!r}; available: {', '.join(sorted(PROVIDERS))}")
-    return _load(PROVIDERS[kind])  # type: ignore[return-value]
-
-
-def provider_kind_for(pool_type: str, managed_provider: str) -> str:
-    """Which provider runs pools of ``pool_type``."""
-    if pool_type not in POOL_TYPES:
-        raise KeyError(f"pool type {pool_type!r} is not a push type; known: {', '.join(POOL_TYPES)}")
-    return POOL_TYPES[pool_type] or managed_provider
-
-
-def base_job_template(pool_type: str, managed_provider: str = "local") -> dict:
-    """The base job template ``dispatcher pool create`` writes for ``pool_type``."""
-    kind = provider_kind_for(pool_type, managed_provider)
-    if kind in PROVIDERS:
-        return provider_class(kind).base_job_template()
-    return _load(TEMPLATE_ONLY[kind])()  # type: ignore[operator]
+CLOUDS: tuple[Cloud, ...] = (
+    Cloud("local", "providers.local.provider:LocalProvider"),
+    Cloud("ecs", "providers.ecs.provider:EcsProvider", extra="aws"),
+    Cloud("cloud-run", "providers.cloud_run.template_only:CloudRunTemplateOnly", extra="gcp"),
+    Cloud("aci", "providers.aci.template_only:AciTemplateOnly", extra="azure"),
+)

@@ -14,12 +14,13 @@ import abc
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 from uuid import UUID
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseJobConfiguration
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError
 
+from providers.declaration import CloudDeclaration
 from providers.errors import invalid_configuration
 from providers.secrets import RunSecrets
 
@@ -138,31 +139,15 @@ class SettingsFinding(BaseModel):
 ConfigT = TypeVar("ConfigT", bound=BaseJobConfiguration)
 
 
-class Provider(abc.ABC, Generic[ConfigT]):
+class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
     """One cloud. Instances are long-lived and shared by every run of every pool they serve.
 
     Implementations cache SDK clients per credential set (never one client per run)
-    and must be safe to call concurrently from one asyncio loop.
+    and must be safe to call concurrently from one asyncio loop. What the registry
+    reads (``kind``, ``pool_types``, ``job_configuration``, ``job_variables``,
+    ``secret_fields``, ``settings_model``) is declared as in :class:`CloudDeclaration`;
+    ``__init__`` takes an instance of ``settings_model`` when there is one.
     """
-
-    #: Registry key ("local", "ecs", ...).
-    kind: ClassVar[str]
-    #: Prefect job configuration class; its fields are what the base job template fills in.
-    job_configuration: ClassVar[type[BaseJobConfiguration]]
-    #: Prefect variables model; its JSON schema is the pool's ``variables`` section.
-    job_variables: ClassVar[type[BaseVariables]]
-    #: Pool types this provider serves directly (``prefect:managed`` is mapped by configuration).
-    pool_types: ClassVar[tuple[str, ...]] = ()
-    #: Model of this provider's section under ``providers:`` in dispatcher.yaml; ``__init__`` takes one.
-    settings_model: ClassVar[type[BaseModel] | None] = None
-
-    @classmethod
-    def base_job_template(cls) -> dict[str, Any]:
-        """The pool's base job template, built the way Prefect's workers build theirs."""
-        return {
-            "job_configuration": cls.job_configuration.json_template(),
-            "variables": cls.job_variables.model_json_schema(),
-        }
 
     @classmethod
     def own(cls, configuration: BaseJobConfiguration) -> ConfigT:
@@ -172,7 +157,7 @@ class Provider(abc.ABC, Generic[ConfigT]):
         try:
             return cls.job_configuration.model_validate(configuration.model_dump())  # type: ignore[return-value]
         except ValidationError as exc:
-            raise invalid_configuration(exc) from None
+            raise invalid_configuration(exc, cls.secret_fields) from None
 
     @abc.abstractmethod
     def resources(self, configuration: ConfigT) -> ResourceRequest:

@@ -10,10 +10,12 @@ from request bodies or credentials.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import ValidationError
 
-#: Job variables whose values may hold secrets: named in messages, never shown.
-SECRET_BEARING_FIELDS = ("env", "aws_credentials", "credentials", "aci_credentials", "image_registry")
+#: Job variables of every provider whose values may hold secrets (each provider adds its own ``secret_fields``).
+ALWAYS_SECRET_FIELDS = ("env",)
 
 
 class ProviderError(Exception):
@@ -74,15 +76,17 @@ class SubmissionRejected(PermanentProviderError):
     """The cloud refused to start the infrastructure for a reason retries cannot fix."""
 
 
-def invalid_configuration(exc: ValidationError) -> InvalidJobConfiguration:
+def invalid_configuration(exc: ValidationError, secret_fields: Iterable[str]) -> InvalidJobConfiguration:
     """The first error of a job configuration that failed validation, in the user's words.
 
-    Scalars are shown as given; secret-bearing fields and structures are not.
+    Scalars are shown as given; values under ``secret_fields`` (the provider's
+    ``secret_fields``), under ``env``, and structures are not.
     """
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first.get("loc", ())) or "job_variables"
     value = first.get("input")
-    if field.split(".")[0] in SECRET_BEARING_FIELDS or not isinstance(value, (str, int, float, bool, type(None))):
+    hidden = {*ALWAYS_SECRET_FIELDS, *secret_fields}
+    if field.split(".")[0] in hidden or not isinstance(value, (str, int, float, bool, type(None))):
         value = f"<{type(value).__name__}>"
     elif isinstance(value, str) and len(value) > 80:
         value = value[:77] + "..."

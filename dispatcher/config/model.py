@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from dispatcher.config.file import ConfigError, ConfigSource, Loc, Problem, read_config_file
 from dispatcher.config.problems import duplicate_names, file_order, unknown_keys, validation_problems
-from providers import PROVIDERS, TEMPLATE_ONLY, provider_class
+from providers import registry
 
 __all__ = ["ConfigError", "DispatcherConfig", "Limits", "LoopConfig", "PoolConfig", "ServiceConfig",
            "WorkspaceConfig", "load_config"]
@@ -29,10 +29,13 @@ def default_ledger_dsn() -> str:
 
 
 def _known_provider(kind: str) -> str:
-    """Provider kinds are checked when the file is read, not when the first run of a pool arrives."""
-    if kind not in PROVIDERS:
-        pending = f" ({', '.join(sorted(TEMPLATE_ONLY))} have not landed yet)" if TEMPLATE_ONLY else ""
-        raise ValueError(f"must name a known provider: {', '.join(sorted(PROVIDERS))}{pending}")
+    """Provider kinds are checked when the file is read, not when the first run of a pool arrives.
+
+    Only against the registry's lines: whether a kind's provider has landed and its SDK
+    is installed is for ``serve`` and ``check`` to say (exit 4), once a pool needs it.
+    """
+    if kind not in registry.kinds():
+        raise ValueError(f"must name a known provider: {', '.join(registry.kinds())}")
     return kind
 
 
@@ -265,15 +268,13 @@ def _provider_section_problems(sections: dict[Any, Any], source: ConfigSource) -
     problems: list[Problem] = []
     for kind, section in sections.items():
         loc = ("providers", kind)
-        if kind not in PROVIDERS:
-            known = ", ".join(sorted(PROVIDERS))
-            problems.append(Problem(loc, f"unknown provider {kind!r}; known: {known}"))
+        if kind not in registry.kinds():
+            problems.append(Problem(loc, f"unknown provider {kind!r}; known: {', '.join(registry.kinds())}"))
             continue
         try:
-            model = provider_class(kind).settings_model
-        except ImportError as exc:
-            problems.append(Problem(loc, f"the {kind} provider cannot be loaded ({exc}); "
-                                         f"install prefect-push-dispatcher[{_extra(kind)}]"))
+            model = registry.provider_class(kind).settings_model
+        except registry.RegistryError as exc:  # its SDK is not installed, or only its pool template has landed
+            problems.append(Problem(loc, str(exc)))
             continue
         if model is None:
             if section:
@@ -284,6 +285,3 @@ def _provider_section_problems(sections: dict[Any, Any], source: ConfigSource) -
         problems += _validated(model, section, loc, source)
     return problems
 
-
-def _extra(kind: str) -> str:
-    return {"ecs": "aws"}.get(kind, kind)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi
 from dispatcher.prefect.references import missing_reference, with_missing_variables
 from dispatcher.prefect.templating import applied_template, secrets_of
+from providers import registry
 from providers.errors import InvalidJobConfiguration, invalid_configuration
 from providers.secrets import RunSecrets
 
@@ -68,7 +69,7 @@ async def build_configuration(
             worker_name=prefect.worker_name, deployment=deployment,
         )
 
-    configuration = await _built(prefect, resolve, values, work_pool)
+    configuration = await _built(prefect, configuration_class, resolve, values, work_pool)
     return ResolvedConfiguration(configuration=configuration,
                                  secrets=secrets_of(prefect, configuration, applied_template(work_pool.base_job_template, values)))
 
@@ -91,20 +92,23 @@ async def build_from_pool_template(
             work_pool.base_job_template, copy.deepcopy(values), client=prefect.client
         )
 
-    configuration = await _built(prefect, resolve, values, work_pool)
+    configuration = await _built(prefect, configuration_class, resolve, values, work_pool)
     return ResolvedConfiguration(configuration=configuration,
                                  secrets=secrets_of(prefect, configuration, applied_template(work_pool.base_job_template, values)))
 
 
 async def _built(
-    prefect: PrefectApi, resolve: Callable[[], Awaitable[BaseJobConfiguration]], values: dict[str, Any], work_pool: WorkPool
+    prefect: PrefectApi, configuration_class: type[BaseJobConfiguration],
+    resolve: Callable[[], Awaitable[BaseJobConfiguration]], values: dict[str, Any], work_pool: WorkPool,
 ) -> BaseJobConfiguration:
     """Run Prefect's resolution and turn every failure into one of the module's three errors."""
     try:
         with prefect.guard(for_flow_run=True):
             return await resolve()
     except ValidationError as exc:
-        raise await with_missing_variables(prefect, values, invalid_configuration(exc)) from None
+        # Values of the cloud's secret-bearing job variables are not quoted in the run's state message.
+        invalid = invalid_configuration(exc, registry.secret_fields_of_configuration(configuration_class))
+        raise await with_missing_variables(prefect, values, invalid) from None
     except (PrefectUnavailable, InvalidJobConfiguration):
         raise
     except ObjectNotFound:

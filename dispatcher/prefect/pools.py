@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.client.orchestration import PrefectClient
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-from providers import base_job_template
+from providers import registry
 
 
 async def create_pool(
@@ -19,8 +19,12 @@ async def create_pool(
     overwrite: bool = False,
     concurrency_limit: int | None = None,
 ) -> str:
-    """Create (or with ``overwrite`` update) pool ``name``; returns a one-line summary."""
-    template = base_job_template(pool_type, managed_provider)
+    """Create (or with ``overwrite`` update) pool ``name``; returns a one-line summary.
+
+    Every push type gets its template, also those whose provider has not landed yet.
+    Raises ``providers.registry.RegistryError`` for a type or provider the registry does not know.
+    """
+    template = registry.base_job_template(pool_type, managed_provider)
     body = {"name": name, "type": pool_type, "base_job_template": template}
     if concurrency_limit is not None:
         body["concurrency_limit"] = concurrency_limit

@@ -23,7 +23,7 @@ from dispatcher.config import DispatcherConfig, PoolConfig, WorkspaceConfig
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.startup.probes import PrefectUnreachable, probe_ledger, probe_prefect
 from dispatcher.startup.errors import EXIT_PORT, StartupError, safe_url
-from providers import PROVIDERS, POOL_TYPES, provider_class, provider_kind_for
+from providers import registry
 
 log = logging.getLogger(__name__)
 
@@ -109,28 +109,29 @@ async def read_push_pool(api: PrefectApi, ws: WorkspaceConfig, name: str) -> Wor
             f"{subject} not found on the server {safe_url(ws.api_url)}; create it with "
             f"`dispatcher pool create {name} --type <push type>`"
         ) from None
-    if work_pool.type not in POOL_TYPES:
+    try:
+        push = registry.is_push_pool_type(work_pool.type)
+    except registry.RegistryError as exc:  # the cloud that may declare it cannot be imported here
+        raise StartupError(f"{subject} has type {work_pool.type!r}: {exc}") from None
+    if not push:
         raise StartupError(
-            f"{subject} has type {work_pool.type!r}, not a push type; the dispatcher serves {', '.join(POOL_TYPES)}"
+            f"{subject} has type {work_pool.type!r}, not a push type; "
+            f"the dispatcher serves {', '.join(registry.push_pool_types())}"
         )
     return work_pool
 
 
 def served_provider_kind(ws: WorkspaceConfig, pool: PoolConfig, work_pool: WorkPool, managed_provider: str) -> str:
     """The provider that runs this pool; it must have landed and its SDK be installed."""
-    kind = pool.provider or provider_kind_for(work_pool.type, managed_provider)
     subject = f"pool[{ws.name}/{pool.name}]"
-    if kind not in PROVIDERS:
-        raise StartupError(
-            f"{subject} has type {work_pool.type}, whose provider ({kind}) has not landed yet; "
-            f"serve can run pools of providers {', '.join(sorted(PROVIDERS))} (pool create works for every type)"
-        )
     try:
-        provider_class(kind)
-    except ImportError as exc:
-        extra = {"ecs": "aws"}.get(kind, kind)
+        kind = pool.provider or registry.kind_for_pool_type(work_pool.type, managed_provider)
+        registry.provider_class(kind)
+    except registry.ProviderNotAvailable as exc:
         raise StartupError(
-            f"{subject} needs the {kind} provider, which cannot be loaded ({exc}); "
-            f"install prefect-push-dispatcher[{extra}]"
+            f"{subject} has type {work_pool.type}: {exc}; serve can run pools of providers "
+            f"{', '.join(registry.servable_kinds())} (pool create works for every type)"
         ) from None
+    except registry.RegistryError as exc:  # its SDK is not installed
+        raise StartupError(f"{subject} has type {work_pool.type}: {exc}") from None
     return kind

@@ -3,7 +3,7 @@
 Prefect resolves a job variable ``{"$ref": {"block_document_id": ...}}`` into the
 block's data dict (secrets included) before the job configuration is built; these
 models read that dict, so a deployment that points at an ``aws-credentials`` block
-works unchanged, without prefect-aws installed.
+works unchanged, without prefect-aws installed (see :mod:`providers.blocks`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-#: Tells Prefect's UI to offer a block picker for this field, as for prefect-aws's block.
-_BLOCK_SCHEMA_EXTRA = {
-    "block_type_slug": "aws-credentials",
-    "block_schema_references": {},
-    "secret_fields": ["aws_secret_access_key", "aws_session_token"],
-    # Prefect's server wraps block fields as oneOf [{"$ref": ...}, <block schema>]; a reference
-    # also matches an open object schema, and "valid under each of" is refused (422). prefect-aws's
-    # own template has the same flaw on a self-hosted server.
-    "not": {"required": ["$ref"]},
-}
+from providers.blocks import block_schema
 
 
 class AwsClientParameters(BaseModel):
@@ -76,7 +67,8 @@ class AssumeRoleParameters(BaseModel):
 class AwsCredentials(BaseModel):
     """The fields of prefect-aws's ``AwsCredentials`` block; all empty means "not given"."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_BLOCK_SCHEMA_EXTRA)
+    model_config = block_schema("aws-credentials", "aws_secret_access_key", "aws_session_token",
+                                extra="ignore", frozen=True)  # fmt: skip
 
     aws_access_key_id: Optional[str] = Field(
         default=None, title="AWS Access Key ID", description="A specific AWS access key ID."

@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 #: A RunTask answer whose task was created this long before the call is a clientToken replay.
 REPLAY_MARGIN_S = 10.0
 STOP_REASON_MAX = 255
-#: Job configuration fields whose values may be secrets: never echoed in messages.
 
 
 class _Observed(BaseModel):
@@ -73,6 +72,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     job_configuration = EcsJobConfiguration
     job_variables = EcsVariables
     pool_types: ClassVar[tuple[str, ...]] = ("ecs:push",)
+    secret_fields: ClassVar[tuple[str, ...]] = ("aws_credentials",)
     settings_model: ClassVar[type[BaseModel]] = EcsSettings
 
     def __init__(self, settings: EcsSettings | None = None) -> None:

@@ -50,6 +50,7 @@ class LocalProvider(Provider[LocalJobConfiguration]):
     job_configuration = LocalJobConfiguration
     job_variables = LocalVariables
     pool_types: ClassVar[tuple[str, ...]] = ("local:push",)
+    secret_fields: ClassVar[tuple[str, ...]] = ()  # env only, which is always secret-bearing
     settings_model: ClassVar[type[BaseModel]] = LocalSettings
 
     def __init__(self, settings: LocalSettings | None = None) -> None:

@@ -142,8 +142,9 @@ def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, caps
         f"create it with `dispatcher pool create {missing} --type <push type>`",
         f"FAIL  pool[analytics/{pools['process']}] has type 'process', not a push type; the dispatcher serves "
         "local:push, ecs:push, cloud-run-v2:push, azure-container-instance:push, prefect:managed",
-        f"FAIL  pool[analytics/{pools['cloud-run']}] has type cloud-run-v2:push, whose provider (cloud-run) has not "
-        "landed yet; serve can run pools of providers ecs, local (pool create works for every type)",
+        f"FAIL  pool[analytics/{pools['cloud-run']}] has type cloud-run-v2:push: provider 'cloud-run' is not yet "
+        "available (only its pool template has landed); serve can run pools of providers local, ecs "
+        "(pool create works for every type)",
     ]
 
 

@@ -1,18 +1,22 @@
-"""Harnesses for the provider contract suite: one small class per provider.
+"""What the provider contract suite needs of each provider: a harness, found by the provider's kind.
 
 A harness starts whatever its provider needs (an emulator, a state directory),
-builds job configurations for a command, and can count what was started. To add
-a provider to the suite, write a ``ProviderHarness`` subclass and list it in
-``HARNESSES``; every test of ``test_contract.py`` then runs against it.
+builds job configurations for a command, and can count what was started. Each
+registered provider that has landed has one, as ``Harness`` (a ``ProviderHarness``
+subclass) in ``tests/providers/harnesses/<kind>.py`` (``-`` in a kind becomes
+``_``); every test of ``test_contract.py`` runs against each, and a test fails for
+a provider without one.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import shlex
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 from uuid import UUID
@@ -67,11 +71,13 @@ class ProviderHarness(abc.ABC):
         """Make every cloud call fail with a retryable error (or stop doing so)."""
         raise NotImplementedError(self.no_fault_injection)
 
-    def request(self, command: str, flow_run_id: UUID | None = None) -> SubmitRequest:
+    def request(self, command: str, flow_run_id: UUID | None = None, attempt_id: UUID | None = None) -> SubmitRequest:
+        """A request for one attempt; by default a run's first attempt, named as the dispatcher names them."""
         flow_run_id = flow_run_id or uuid.uuid4()
+        attempt_id = attempt_id or uuid.uuid4()
         return SubmitRequest(
-            flow_run_id=flow_run_id, attempt_id=flow_run_id,
-            idempotency_key=f"prefect-{flow_run_id.hex}",
+            flow_run_id=flow_run_id, attempt_id=attempt_id,
+            idempotency_key=f"prefect-{attempt_id.hex}",
             workspace="contract",
             pool=f"{self.name}-pool",
             configuration=self.configuration(command),
@@ -84,71 +90,24 @@ class ProviderHarness(abc.ABC):
                       configuration=request.configuration)
 
 
-class LocalHarness(ProviderHarness):
-    name = "local"
-    no_fault_injection = "the local provider has no remote API whose failures could be injected"
-
-    async def start(self) -> None:
-        from providers.local import LocalProvider, LocalSettings
-
-        self.state_dir = self.tmp_path / "local-state"
-        self.provider = LocalProvider(LocalSettings(state_dir=self.state_dir, stop_grace_s=1))
-
-    def configuration(self, command: str) -> BaseJobConfiguration:
-        from providers.local import LocalJobConfiguration
-
-        return LocalJobConfiguration(command=command, memory=None, cpu=None)
-
-    def unknown_ref(self) -> RunRef:
-        import socket
-
-        return RunRef(flow_run_id=uuid.uuid4(), attempt_id=uuid.uuid4(), infrastructure_id=f"{socket.gethostname()}:999999",
-                      configuration=self.configuration("true"))
-
-    def started_count(self) -> int:
-        return sum(1 for _ in self.state_dir.iterdir()) if self.state_dir.exists() else 0
+def harness_module(kind: str) -> str:
+    """Where the harness of provider ``kind`` lives: ``tests/providers/harnesses/<kind>.py``."""
+    return f"tests.providers.harnesses.{kind.replace('-', '_')}"
 
 
-class EcsHarness(ProviderHarness):
-    name = "ecs"
-
-    async def start(self) -> None:
-        from providers.ecs import EcsProvider, EcsSettings
-        from tests.emulators.ecs import EcsEmulator
-
-        self.emulator = EcsEmulator(execute=True, workdir=str(self.tmp_path)).start()
-        self.provider = EcsProvider(EcsSettings(max_attempts=2, retry_mode="standard"))
-
-    async def stop(self) -> None:
-        await super().stop()
-        self.emulator.stop()
-
-    def credentials(self) -> dict:
-        return {"aws_access_key_id": "AKIACONTRACT", "aws_secret_access_key": "contract-secret-key",
-                "region_name": self.emulator.region,
-                "aws_client_parameters": {"endpoint_url": self.emulator.endpoint_url}}
-
-    def configuration(self, command: str) -> BaseJobConfiguration:
-        from providers.ecs import EcsJobConfiguration
-
-        return EcsJobConfiguration(
-            aws_credentials=self.credentials(), image="python:3.12-slim", command=command,
-            network_configuration={"subnets": ["subnet-0contract"]}, env={"PYTHONUNBUFFERED": "1"},
-        )
-
-    def unknown_ref(self) -> RunRef:
-        prefix = f"arn:aws:ecs:{self.emulator.region}:{self.emulator.account_id}"
-        task = f"{prefix}:task/default/{uuid.uuid4().hex}"
-        return RunRef(flow_run_id=uuid.uuid4(), attempt_id=uuid.uuid4(), infrastructure_id=f"{prefix}:cluster/default::{task}",
-                      configuration=self.configuration("true"))
-
-    def started_count(self) -> int:
-        return len(self.emulator.tasks)
-
-    def fail_transiently(self, on: bool) -> None:
-        from tests.emulators.ecs import Faults
-
-        self.emulator.faults = Faults(server_error_rate=1.0 if on else 0.0)
-
-
-HARNESSES: dict[str, type[ProviderHarness]] = {h.name: h for h in (LocalHarness, EcsHarness)}
+def discover_harnesses(kinds: Iterable[str]) -> tuple[dict[str, type[ProviderHarness]], list[str]]:
+    """The ``Harness`` class of each kind, and the kinds that have none."""
+    found: dict[str, type[ProviderHarness]] = {}
+    missing: list[str] = []
+    for kind in kinds:
+        try:
+            module = importlib.import_module(harness_module(kind))
+        except ModuleNotFoundError as exc:
+            if exc.name != harness_module(kind):
+                raise  # the harness exists and imports something missing: its own error
+            missing.append(kind)
+            continue
+        harness = module.Harness
+        assert harness.name == kind, f"{harness_module(kind)}.Harness.name is {harness.name!r}, not {kind!r}"
+        found[kind] = harness
+    return found, missing

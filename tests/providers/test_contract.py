@@ -1,7 +1,9 @@
 """The provider contract (providers/base.py), checked the same way for every provider.
 
-Each test runs once per harness in ``tests/providers/contract.py``; commands
-really run (the ECS emulator executes the container command locally).
+Each test runs once per registered provider that has landed, with its harness
+from ``tests/providers/harnesses/<kind>.py``; commands really run (the ECS
+emulator executes the container command locally). A provider without a harness
+fails ``test_every_landed_provider_has_a_harness``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,26 @@ from pathlib import Path
 
 import pytest
 
+from providers import registry
 from providers.base import InfraPhase, InfraStatus, RunRef, StopCause
 from providers.errors import TransientProviderError
-from tests.providers.contract import HARNESSES, ProviderHarness, exiting_command
+from tests.providers.contract import ProviderHarness, discover_harnesses, exiting_command
 
 CLOCK_SLACK = timedelta(seconds=5)
+HARNESSES, WITHOUT_HARNESS = discover_harnesses(registry.servable_kinds())
+
+
+def test_every_landed_provider_has_a_harness():
+    assert not WITHOUT_HARNESS, (
+        f"providers without a contract harness: {WITHOUT_HARNESS}; write tests/providers/harnesses/<kind>.py "
+        "with a `Harness` (a tests.providers.contract.ProviderHarness subclass)"
+    )
+    assert sorted(HARNESSES) == sorted(registry.servable_kinds())
+
+
+def test_a_provider_without_a_harness_module_is_reported():
+    found, missing = discover_harnesses(["local", "no-such-cloud"])
+    assert list(found) == ["local"] and missing == ["no-such-cloud"]
 
 
 @pytest.fixture(params=sorted(HARNESSES))

@@ -110,12 +110,12 @@ def test_provider_sections_are_validated_by_each_providers_settings_model(tmp_pa
 
 
 def test_unknown_provider_kinds_name_the_known_ones(tmp_path):
-    path = write(tmp_path, {**with_pool(provider="gcp"), "managed_provider": "cloud-run", "providers": {"gcp": {}}})
-    known = "must name a known provider: ecs, local (aci, cloud-run have not landed yet)"
+    path = write(tmp_path, {**with_pool(provider="gcp"), "managed_provider": "gke", "providers": {"gcp": {}}})
+    known = "must name a known provider: local, ecs, cloud-run, aci"
     assert problems_of(path) == [
         f"{path}: workspaces[0].pools[1].provider: {known}, got 'gcp'",
-        f"{path}: managed_provider: {known}, got 'cloud-run'",
-        f"{path}: providers.gcp: unknown provider 'gcp'; known: ecs, local",
+        f"{path}: managed_provider: {known}, got 'gke'",
+        f"{path}: providers.gcp: unknown provider 'gcp'; known: local, ecs, cloud-run, aci",
     ]
 
 

@@ -158,8 +158,8 @@ def test_a_pool_whose_provider_has_not_landed_is_refused():
     with pytest.raises(StartupError) as caught:
         served_provider_kind(WS, pool, SimpleNamespace(type="azure-container-instance:push"), "local")
     assert caught.value.lines == [
-        "pool[analytics/run] has type azure-container-instance:push, whose provider (aci) has not landed yet; "
-        "serve can run pools of providers ecs, local (pool create works for every type)"
+        "pool[analytics/run] has type azure-container-instance:push: provider 'aci' is not yet available (only its "
+        "pool template has landed); serve can run pools of providers local, ecs (pool create works for every type)"
     ]
 
 

@@ -1,9 +1,9 @@
 """Base job templates of every push pool type the dispatcher writes.
 
-For each pool type in ``providers.POOL_TYPES`` whose template can be produced here
-(templates of providers that have not landed, or whose module or cloud SDK is not
-importable, are skipped with the reason), the checks a Prefect server makes when
-the pool is created, and more:
+For each pool type in the registry (``providers.registry.push_pool_types()``)
+whose template can be produced here (templates of providers whose cloud SDK is not
+importable are skipped with the reason; template-only clouds never are), the
+checks a Prefect server makes when the pool is created, and more:
 
 * every ``{{ placeholder }}`` in ``job_configuration`` (nested values, keys, and
   placeholders embedded in longer strings) names a property of ``variables``;
@@ -12,7 +12,7 @@ the pool is created, and more:
 * every default validates against its property, and all of them together pass
   the validation Prefect's server runs on a new pool's defaults.
 
-Then, for the templates written without a provider (Cloud Run v2, ACI), that the
+Then, for the templates of Cloud Run v2 and ACI (written before their providers), that the
 variable names include Prefect's own: against the reference list in
 ``shared/reference/prefect-cloud-workers.md`` (always) and against prefect-gcp /
 prefect-azure themselves when they are installed (skipped otherwise).
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import importlib
 import importlib.util
 import json
@@ -33,8 +34,10 @@ from typing import Any
 import pytest
 from prefect.workers.base import BaseVariables
 
-import providers
-from providers.templates import ACI_TEMPLATE, CLOUD_RUN_V2_TEMPLATE, AciVariables, CloudRunV2Variables
+from providers import registry
+from providers.aci.config import AciJobConfiguration, AciVariables
+from providers.cloud_run.config import CloudRunJobConfiguration, CloudRunVariables
+from providers.declaration import base_job_template
 
 # Anything between double braces, so malformed names are caught too (Prefect's own
 # regex only matches [\w.\-\[\]$]+ and would silently leave "{{ a b }}" in place).
@@ -42,9 +45,12 @@ PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 
 BLOCK_REF = {"$ref": {"block_document_id": "1b9e3c8c-6d7d-4b57-9a4c-6a1f7d0c2f3e"}}
 
+CLOUD_RUN_V2_TEMPLATE = functools.partial(base_job_template, CloudRunJobConfiguration, CloudRunVariables)
+ACI_TEMPLATE = functools.partial(base_job_template, AciJobConfiguration, AciVariables)
+
 #: Pool types written without a provider -> (template function, variables model).
 TEMPLATE_ONLY_CASES = {
-    "cloud-run-v2:push": (CLOUD_RUN_V2_TEMPLATE, CloudRunV2Variables),
+    "cloud-run-v2:push": (CLOUD_RUN_V2_TEMPLATE, CloudRunVariables),
     "azure-container-instance:push": (ACI_TEMPLATE, AciVariables),
 }
 
@@ -89,8 +95,8 @@ PREFECT_WORKERS = {
 
 def _cases() -> list[Any]:
     cases = []
-    for pool_type, kind in providers.POOL_TYPES.items():
-        managed_providers = [None] if kind else sorted({*providers.PROVIDERS, *providers.TEMPLATE_ONLY})
+    for pool_type in registry.push_pool_types():
+        managed_providers = sorted(registry.kinds()) if pool_type == registry.MANAGED_POOL_TYPE else [None]
         for managed in managed_providers:
             case_id = pool_type if managed is None else f"{pool_type}[{managed}]"
             cases.append(pytest.param((pool_type, managed or "local"), id=case_id))
@@ -98,16 +104,13 @@ def _cases() -> list[Any]:
 
 
 def _produce(pool_type: str, managed_provider: str) -> dict[str, Any]:
-    kind = providers.provider_kind_for(pool_type, managed_provider)
-    if kind in providers.PROVIDERS:
-        module = providers.PROVIDERS[kind].partition(":")[0]
-        pytest.importorskip(module, reason=f"provider {kind!r} ({module}) or its cloud SDK is not importable here")
-        try:
-            providers.provider_class(kind)
-        except AttributeError as exc:
-            pytest.skip(f"provider {kind!r} has not landed yet: {exc}")
+    kind = registry.kind_for_pool_type(pool_type, managed_provider)
+    try:
+        registry.declaration(kind)
+    except registry.ProviderNotInstalled as exc:
+        pytest.skip(f"provider {kind!r} or its cloud SDK is not importable here: {exc}")
     # Template-only kinds are never skipped: they must be producible without any cloud SDK.
-    return providers.base_job_template(pool_type, managed_provider)
+    return registry.base_job_template(pool_type, managed_provider)
 
 
 @pytest.fixture(params=_cases())
@@ -192,7 +195,7 @@ def test_defaults_pass_prefect_pool_validation(template: dict[str, Any]) -> None
 @pytest.mark.parametrize("pool_type", sorted(TEMPLATE_ONLY_CASES))
 def test_template_functions_are_registered(pool_type: str) -> None:
     template_function, _ = TEMPLATE_ONLY_CASES[pool_type]
-    assert providers.base_job_template(pool_type) == template_function()
+    assert registry.base_job_template(pool_type) == template_function()
     first = template_function()
     first["variables"]["properties"].clear()
     assert template_function()["variables"]["properties"], "each call must return a fresh template"
@@ -242,7 +245,10 @@ def test_aci_block_slugs() -> None:
 
 def test_no_prefect_integration_imported() -> None:
     """The templates must not need prefect-gcp / prefect-azure (nor any cloud SDK)."""
-    for module in ("providers.templates", "providers.templates.cloud_run", "providers.templates.aci"):
+    for module in ("providers.blocks", "providers.declaration", *(
+        f"providers.{package}{module}" for package in ("cloud_run", "aci")
+        for module in ("", ".config", ".credentials")
+    )):
         source = importlib.util.find_spec(module).origin
         with open(source, encoding="utf-8") as handle:
             text = handle.read()
