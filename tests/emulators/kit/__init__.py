@@ -1,0 +1,29 @@
+"""The kit every cloud emulator is assembled from (see README.md).
+
+- ``http``: ``Request``, ``Response``, the ``WireProtocol`` interface, ``HttpServer``
+- ``faults``: shared ``Faults`` knobs, ``FaultDice``, ``WireErrors``, ``RateLimit``
+- ``calls``: ``CallLog`` (calls per operation, permissions used)
+- ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
+- ``emulator``: ``Emulator``, the base class with the test-facing knobs
+"""
+
+from .calls import CallLog
+from .emulator import Emulator
+from .faults import (
+    ACCEPT_THEN_FAIL,
+    LOST_RESPONSE,
+    SERVER_ERROR,
+    THROTTLE,
+    FaultDice,
+    Faults,
+    RateLimit,
+    WireErrors,
+)
+from .http import HttpServer, Request, Response, WireProtocol
+from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
+
+__all__ = [
+    "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
+    "CallLog", "Checker", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "RateLimit", "Request",
+    "Response", "ResponseGuard", "WireErrors", "WireProtocol", "summary",
+]
