@@ -16,7 +16,7 @@ from . import runtask
 from .clusters import Cluster, ClusterStore
 from .errors import AwsError, invalid_parameter
 from .executor import Executor
-from .faults import FaultDice
+from .faults import EcsFaultDice
 from .lifecycle import Lifecycle, Timings
 from .logs import LogStore
 from .taskdefs import TaskDefinition, TaskDefinitionStore
@@ -45,7 +45,7 @@ class RunDefaults:
 
 
 class Backend:
-    def __init__(self, region: str, account: str, *, dice: FaultDice, timings: Timings,
+    def __init__(self, region: str, account: str, *, dice: EcsFaultDice, timings: Timings,
                  defaults: RunDefaults, execute: bool, workdir: str, auto_create_log_groups: bool):
         self.region, self.account = region, account
         self.lock = threading.RLock()
