@@ -217,6 +217,8 @@ def test_rate_limit_is_a_token_bucket_per_operation():
     now[0] += 0.5  # refills one Fast token (2/s) and half a Slow one
     assert [dice.request_fault("Fast") for _ in range(2)] == [None, THROTTLE]
     assert dice.request_fault("Slow") == THROTTLE
+    launches = RateLimit(per_s=1, burst=1)  # a backend's own bucket, say a task launch rate
+    assert [dice.admit("launch", launches) for _ in range(2)] == [True, False] and dice.admit("x", None)
 
 
 def test_latency_sleeps_through_the_injected_sleep():

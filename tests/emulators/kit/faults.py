@@ -138,22 +138,31 @@ class FaultDice:
             jitter = self._rng.uniform(0, f.latency_jitter_s) if f.latency_jitter_s > 0 else 0.0
             return max(0.0, f.latency_s + jitter)
 
-    def _rate_limited(self, op: str) -> bool:
-        limit = self._faults.rate_limits.get(op, self._faults.rate_limit)
+    def admit(self, key: str, limit: RateLimit | None) -> bool:
+        """Take a token from the bucket named ``key`` (True if there was one, or no ``limit``).
+
+        Operations use their own name as ``key``; a backend can keep other
+        buckets, such as a per-account task launch rate (``"launch:FARGATE"``).
+        """
+        with self._lock:
+            return self._admit(key, limit)
+
+    def _admit(self, key: str, limit: RateLimit | None) -> bool:
         if limit is None:
-            return False
+            return True
         now = self._clock()
-        bucket = self._buckets.get(op)
+        bucket = self._buckets.get(key)
         if bucket is None or bucket.limit != limit:  # first call, or the test changed the knob
-            bucket = self._buckets[op] = _TokenBucket(limit, now)
-        return not bucket.take(now)
+            bucket = self._buckets[key] = _TokenBucket(limit, now)
+        return bucket.take(now)
 
     def request_fault(self, op: str) -> str | None:
         """``THROTTLE``, ``SERVER_ERROR`` or None for this call (no sleeping)."""
         with self._lock:
             if not self.targets(op):
                 return None
-            if self._rate_limited(op) or self._roll(self._faults.throttle_rate):
+            limit = self._faults.rate_limits.get(op, self._faults.rate_limit)
+            if not self._admit(op, limit) or self._roll(self._faults.throttle_rate):
                 return THROTTLE
             if self._roll(self._faults.server_error_rate):
                 return SERVER_ERROR
