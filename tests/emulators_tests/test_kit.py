@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from tests.emulators.kit import (
     ResponseGuard,
     WireErrors,
 )
+from tests.emulators.kit.processes import ProcessRunner, container_environment, exit_code_of
 
 # -- a toy cloud: REST items under /items, built the way the README tells ------------------------
 
@@ -277,3 +280,41 @@ def test_response_guard_records_emulator_bugs(toy):
     toy.errors.clear()
     quiet = ResponseGuard(check_fields, errors := [], enabled=False)
     assert not quiet.broken("Op", ITEM_SCHEMA, {"name": 1}) and errors == []
+
+
+# -- execute mode: the shared process runner -------------------------------------------------------
+
+
+def run_to_exit(runner: ProcessRunner, key: str, command: list[str], env: dict[str, str]) -> tuple[list[str], int]:
+    lines: list[str] = []
+    exited = threading.Event()
+    result: list[int] = []
+    runner.start(key, command, env, on_line=lines.append,
+                 on_exit=lambda code, at: (result.append(code), exited.set()))
+    assert exited.wait(10)
+    return lines, result[0]
+
+
+def test_process_runner_layers_the_environment_and_reports_exit(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOST_SECRET", "leak")
+    env = container_environment({"AGENT": "a", "OWN": "agent"}, {"OWN": "container"})
+    assert env["PATH"].startswith(str(Path(sys.executable).parent)) and "HOST_SECRET" not in env
+    code = "import os, sys; print(os.environ['AGENT'], os.environ['OWN'], os.getcwd()); sys.exit(3)"
+    lines, exit_code = run_to_exit(ProcessRunner(str(tmp_path)), "k", ["python", "-c", code], env)
+    assert (lines, exit_code) == ([f"a container {tmp_path}"], 3)
+
+
+def test_process_runner_terminate_signals_the_group_and_unknown_commands_raise(tmp_path):
+    runner = ProcessRunner(str(tmp_path))
+    started = threading.Event()
+    exited: list[int] = []
+    done = threading.Event()
+    runner.start("k", ["sh", "-c", "echo up; sleep 30"], container_environment(),
+                 on_line=lambda line: started.set(), on_exit=lambda code, at: (exited.append(code), done.set()))
+    assert started.wait(10) and runner.running("k")
+    runner.terminate("k", grace_s=5)
+    assert done.wait(10) and exited == [143] and not runner.running("k")  # 128 + SIGTERM
+    assert exit_code_of(-9) == 137
+    with pytest.raises(OSError):
+        runner.start("x", ["/no/such/binary"], {}, on_line=print, on_exit=print)
+    runner.shutdown()

@@ -5,6 +5,7 @@
 - ``calls``: ``CallLog`` (calls per operation, permissions used)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs
+- ``processes``: ``ProcessRunner`` and ``container_environment`` for execute modes (import from the module)
 """
 
 from .calls import CallLog
