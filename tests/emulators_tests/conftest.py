@@ -38,3 +38,22 @@ def live():
     with EcsEmulator(execute=True, stop_timeout_s=0.3) as emulator:
         yield emulator
     assert emulator.errors == []
+
+
+from tests.emulators.cloud_run import CloudRunEmulator  # noqa: E402
+
+
+@pytest.fixture
+def cr():
+    """A Cloud Run emulator (simulated tasks); every response checked against run_v2."""
+    with CloudRunEmulator() as emulator:
+        yield emulator
+    assert emulator.errors == []
+
+
+@pytest.fixture
+def cr_live(tmp_path):
+    """A Cloud Run emulator that really runs container commands, with a short stop grace."""
+    with CloudRunEmulator(execute=True, stop_grace_s=0.3, workdir=str(tmp_path)) as emulator:
+        yield emulator
+    assert emulator.errors == []
