@@ -33,7 +33,8 @@ def test_a_python_command_runs_with_merged_env_and_args(cr_live, monkeypatch):
 
 def test_a_failing_attempt_is_retried_and_sees_its_attempt_number(cr_live):
     jobs, executions, tasks = clients(cr_live)
-    code = "import os, sys; attempt = int(os.environ['CLOUD_RUN_TASK_ATTEMPT']); print(attempt); sys.exit(5 - 5 * attempt)"
+    code = ("import os, sys; attempt = int(os.environ['CLOUD_RUN_TASK_ATTEMPT']); print(attempt); "
+            "sys.exit(5 - 5 * attempt)")
     name = create(jobs, cr_live, command=["python", "-c", code], max_retries=1).name
     ex = wait_done(executions, run(jobs, name).metadata.name)
     assert (ex.succeeded_count, ex.retried_count) == (1, 1)

@@ -33,7 +33,8 @@ def test_a_successful_execution_from_pending_to_completed():
         created = create(jobs, emu)
         operation = run(jobs, created.name)
         pending = operation.metadata
-        assert not pending.start_time and pending.reconciling and completed(pending).state == State.CONDITION_RECONCILING
+        assert not pending.start_time and pending.reconciling
+        assert completed(pending).state == State.CONDITION_RECONCILING
         assert {c.type_: c.state for c in pending.conditions} == {
             "Completed": State.CONDITION_RECONCILING, "ResourcesAvailable": State.CONDITION_RECONCILING,
             "Started": State.CONDITION_RECONCILING, "ContainerReady": State.CONDITION_RECONCILING}

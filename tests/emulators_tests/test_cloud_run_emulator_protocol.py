@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from google.api_core import exceptions
+from google.api import launch_stage_pb2
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 
@@ -101,6 +102,11 @@ def test_enum_names_by_default_numbers_when_asked_and_both_accepted(cr):
     assert numbered["launchStage"] == 3 and numbered["terminalCondition"]["state"] == 4
     assert named["generation"] == "1" and named["observedGeneration"] == "1"  # int64 as strings
     assert named["latestCreatedExecution"] == {}  # present before the first run: Prefect reads the key
+    jobs, _, _ = clients(cr)  # the GAPIC client sends enum numbers and asks for numbers back
+    spec = job()
+    spec.launch_stage = "BETA"
+    beta = jobs.create_job(parent=cr.parent, job_id="gapic", job=spec).result()
+    assert beta.launch_stage == launch_stage_pb2.BETA and raw(cr, "GET", f"{path}/gapic")[1]["launchStage"] == "BETA"
 
 
 def test_unknown_fields_and_wrong_types_are_400_naming_the_field(cr):

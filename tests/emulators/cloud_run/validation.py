@@ -136,7 +136,8 @@ def _container_violations(path: str, container: dict[str, Any]) -> Violations:
     unknown = sorted(set(limits) - {"cpu", "memory", "nvidia.com/gpu"})
     if unknown:
         found.append((f"{path}.resources.limits", f"Unsupported resource limits: {', '.join(unknown)}."))
-    return found + resource_violations(f"{path}.resources.limits", limits.get("cpu", "1"), limits.get("memory", "512Mi"))
+    cpu, memory = limits.get("cpu", "1"), limits.get("memory", "512Mi")
+    return found + resource_violations(f"{path}.resources.limits", cpu, memory)
 
 
 def _env_violations(path: str, env: list[dict[str, Any]]) -> Violations:
