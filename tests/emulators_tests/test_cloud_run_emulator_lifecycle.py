@@ -164,10 +164,10 @@ def test_a_job_with_a_missing_image_never_gets_ready():
 
 
 def test_a_job_takes_job_ready_s_to_get_ready():
-    with CloudRunEmulator(job_ready_s=0.3) as emu:
+    with CloudRunEmulator(job_ready_s=2.0) as emu:  # the checks before Ready take milliseconds
         jobs, _, _ = clients(emu)
         operation = jobs.create_job(parent=emu.parent, job_id="slow", job=job())
-        assert not operation.done()
+        assert not operation.operation.done
         assert jobs.get_job(name=f"{emu.parent}/jobs/slow").reconciling
         with pytest.raises(exceptions.BadRequest, match="not ready yet"):
             jobs.run_job(name=f"{emu.parent}/jobs/slow")

@@ -8,7 +8,7 @@ from google.api import launch_stage_pb2
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 
-from tests.emulators.cloud_run import Auth, CloudRunEmulator
+from tests.emulators.cloud_run import Auth, CloudRunEmulator, Faults
 from tests.emulators.cloud_run import resources as cr_resources
 from tests.emulators_tests.cloud_run_helpers import clients, create, job, raw, raw_job, run, wait_done
 
@@ -60,7 +60,7 @@ def test_run_with_overrides_merges_env_replaces_args_and_needs_run_with_override
     created = create(jobs, cr, command=["python"], env={"A": "1", "B": "2"})
     operation = run(jobs, created.name, args=["-m", "flow"], env={"B": "3", "C": "4"}, task_count=2,
                     timeout={"seconds": 120})
-    assert not operation.done()  # RunJob stays not done until the execution ends
+    assert not operation.operation.done  # RunJob's first answer: not done (done() would poll again)
     metadata = operation.metadata  # the Execution, in the first answer
     assert metadata.name.startswith(f"{created.name}/executions/cfg-abc123-") and len(metadata.name.rsplit(
         "-", 1)[1]) == 5
@@ -129,14 +129,18 @@ def test_unknown_fields_and_wrong_types_are_400_naming_the_field(cr):
 
 def test_operations_get_and_wait(cr):
     jobs, executions, _ = clients(cr)
-    operation = run(jobs, create(jobs, cr).name)
+    operation = run(jobs, create(jobs, cr).name, env={"EMULATOR_RUN_SECONDS": "60"})
     name = operation.operation.name
     assert name.startswith(f"{cr.parent}/operations/")
     pending = jobs.get_operation(operations_pb2.GetOperationRequest(name=name))
     assert not pending.done and pending.metadata.type_url == "type.googleapis.com/google.cloud.run.v2.Execution"
+    executions.cancel_execution(name=operation.metadata.name)
     done = jobs.wait_operation(operations_pb2.WaitOperationRequest(name=name, timeout={"seconds": 10}))
     assert done.done and done.response.type_url.endswith("Execution") and not done.HasField("error")
     assert cr.permissions["run.operations.get"] == 2
+    cr.faults = Faults(accept_then_fail=1)
+    jobs.wait_operation(operations_pb2.WaitOperationRequest(name=name))  # a wait changes nothing: not spent
+    assert cr.faults.accept_then_fail == 1
     with pytest.raises(exceptions.NotFound):
         jobs.get_operation(operations_pb2.GetOperationRequest(name=f"{cr.parent}/operations/missing"))
 

@@ -24,6 +24,7 @@ PAGING = frozenset({"pageSize", "pageToken", "showDeleted"})
 SYSTEM_PARAMS = frozenset({"$alt", "alt", "prettyPrint", "$prettyPrint", "key", "fields", "$fields", "quotaUser",
                            "access_token", "oauth_token", "callback", "upload_protocol", "uploadType", "$.xgafv",
                            "$callback"})
+READ_ONLY_POSTS = frozenset({"WaitOperation", "TestIamPermissions"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Route:
 
     @property
     def mutating(self) -> bool:
-        return self.method != "GET"
+        """Whether accept-then-fail may hit it: POST/DELETE/PATCH that change state (not ``:wait``)."""
+        return self.method != "GET" and self.op not in READ_ONLY_POSTS
 
 
 def _route(op: str, method: str, path: str, permission: str | None, response: type[Message] | None,
