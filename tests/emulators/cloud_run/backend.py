@@ -225,8 +225,7 @@ class Backend:
         del self.executions[ex.name]
 
     def get_task(self, name: str) -> dict[str, Any]:
-        ex_name, _, task_id = name.partition("/tasks/")
-        ex = self.find_execution(ex_name)
+        ex = self.find_execution(name.partition("/tasks/")[0])
         for task in ex.tasks:
             if ex.task_name(task) == name:
                 return ex.task_to_api(task)
