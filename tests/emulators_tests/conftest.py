@@ -38,3 +38,30 @@ def live():
     with EcsEmulator(execute=True, stop_timeout_s=0.3) as emulator:
         yield emulator
     assert emulator.errors == []
+
+
+from tests.emulators.aci import AciEmulator, aio_aci_client  # noqa: E402
+
+
+@pytest.fixture
+def aci_emu():
+    with AciEmulator() as emulator:
+        yield emulator
+    assert emulator.errors == []  # no handler crash, every response matched its SDK model
+
+
+@pytest.fixture
+async def aci(aci_emu):
+    """The real aio ContainerInstanceManagementClient on the emulator (no retries, no polling delay)."""
+    async with aio_aci_client(aci_emu.endpoint_url, aci_emu.subscription_id) as client:
+        yield client
+
+
+@pytest.fixture
+def aci_live(tmp_path):
+    """An emulator that really runs container commands, with a short docker-stop grace."""
+    from tests.emulators.aci import Timings
+
+    with AciEmulator(execute=True, workdir=str(tmp_path), timings=Timings(stop_grace_s=0.5)) as emulator:
+        yield emulator
+    assert emulator.errors == []
