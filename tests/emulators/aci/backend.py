@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from azure.mgmt.containerinstance.models import ContainerGroup as ContainerGroupModel
+
 from ..kit.validation import Issue
 from . import errors, rules
 from .executor import Executor
@@ -108,6 +110,8 @@ class Backend:
         location = rules.check_location(body, self.locations)
         size = rules.check_group(name, body, location, self.limits)
         raise_remaining(model_issues)
+        # Store what ARM stored: the body as its reader typed it ("1" -> 1.0), read-only members dropped.
+        body = ContainerGroupModel.deserialize(body).serialize()
         now = time.time()
         existing = self.find(resource_group, name)
         if existing is not None:
