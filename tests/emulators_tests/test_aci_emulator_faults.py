@@ -24,13 +24,14 @@ async def test_throttle_is_429_with_retry_after_and_not_carried_out(aci, aci_emu
 
 
 async def test_the_sdk_retry_policy_honours_retry_after_on_429(aci_emu):
-    aci_emu.faults = Faults(arm_limits={"reads": RateLimit(per_s=1, burst=1)})
+    # A token every 2 s: the second GET, sent right after the first, finds the bucket empty.
+    aci_emu.faults = Faults(arm_limits={"reads": RateLimit(per_s=0.5, burst=1)})
     async with aio_aci_client(aci_emu.endpoint_url, aci_emu.subscription_id, retry_total=1) as aci:
         await create(aci)
         await aci.container_groups.get(RG, "g1")  # empties the read bucket
         waited = time.monotonic()
-        await aci.container_groups.get(RG, "g1")  # 429 Retry-After: 1, then the retry finds a token
-        assert time.monotonic() - waited >= 0.9
+        await aci.container_groups.get(RG, "g1")  # 429 Retry-After: 2, then the retry finds a token
+        assert time.monotonic() - waited >= 1.9
     assert aci_emu.calls["ContainerGroups_Get"] == 3
 
 
