@@ -27,8 +27,11 @@ from tests.emulators.kit import (
     Request,
     Response,
     ResponseGuard,
+    StartFailure,
     WireErrors,
 )
+from tests.emulators.kit.process import ProcessRunner as AciProcessRunner
+from tests.emulators.kit.process import container_environment as aci_environment
 from tests.emulators.kit.processes import ProcessRunner, container_environment, exit_code_of
 
 # -- a toy cloud: REST items under /items, built the way the README tells ------------------------
@@ -282,7 +285,61 @@ def test_response_guard_records_emulator_bugs(toy):
     assert not quiet.broken("Op", ITEM_SCHEMA, {"name": 1}) and errors == []
 
 
-# -- execute mode: the shared process runner -------------------------------------------------------
+def test_admit_all_takes_from_every_bucket_or_none():
+    now = [0.0]
+    dice = FaultDice(Faults(), clock=lambda: now[0])
+    quota = {"5min": RateLimit(per_s=1 / 150, burst=2), "1h": RateLimit(per_s=1 / 1200, burst=3)}
+    assert [dice.admit_all(quota) for _ in range(3)] == [None, None, "5min"]
+    assert dice.tokens("1h", quota["1h"]) == 1  # the refused call charged no bucket
+    now[0] += 300  # two 5-minute tokens back, a quarter of an hourly one
+    assert dice.admit_all(quota) is None and dice.admit_all(quota) == "1h"
+    assert dice.tokens("5min", quota["5min"]) == 1
+
+
+def test_tokens_and_wait_s_read_a_bucket_without_charging_it():
+    now = [0.0]
+    dice = FaultDice(Faults(), clock=lambda: now[0])
+    writes = RateLimit(per_s=10, burst=2)
+    assert dice.tokens("writes", writes) == 2 and dice.wait_s("writes", writes) == 0
+    assert dice.admit("writes", writes) and dice.admit("writes", writes) and not dice.admit("writes", writes)
+    assert dice.tokens("writes", writes) == 0 and dice.wait_s("writes", writes) == pytest.approx(0.1)
+    now[0] += 0.05
+    assert dice.wait_s("writes", writes) == pytest.approx(0.05)
+
+
+# -- execute mode: ACI's runner (kit.process) ------------------------------------------------------
+
+
+def test_process_runner_runs_with_a_clean_environment_and_reports_lines_and_exit(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_FROM_HOST", "leak")
+    lines: list[tuple[str, str]] = []
+    exits: list[tuple[str, int]] = []
+    done = threading.Event()
+    runner = AciProcessRunner(str(tmp_path), lambda k, line: lines.append((k, line)),
+                           lambda k, code, at: (exits.append((k, code)), done.set()))
+    code = "import os, sys; print(os.environ['OWN'], os.environ.get('SECRET_FROM_HOST', 'clean')); sys.exit(3)"
+    env = aci_environment({"INJECTED": "1"}, {"OWN": "mine"})
+    assert env["INJECTED"] == "1" and "SECRET_FROM_HOST" not in env
+    runner.start("g/c", ["python", "-c", code], env)
+    assert done.wait(10)
+    assert lines == [("g/c", "mine clean")] and exits == [("g/c", 3)] and not runner.running("g/c")
+    with pytest.raises(StartFailure, match='exec: "no-such-binary-here"'):
+        runner.start("g/d", ["no-such-binary-here"], env)
+
+
+def test_process_runner_terminates_the_group_with_sigterm(tmp_path):
+    exited: list[int] = []
+    started, done = threading.Event(), threading.Event()
+    runner = AciProcessRunner(str(tmp_path), lambda k, line: started.set(),  # the shell says it is up
+                           lambda k, code, at: (exited.append(code), done.set()))
+    runner.start("k", ["sh", "-c", "echo up; sleep 30"], aci_environment({}, {}))
+    assert started.wait(10) and runner.terminate("k", grace_s=5)
+    assert done.wait(10) and exited == [143]  # SIGTERM, as docker stop reports it
+    assert not runner.terminate("k", grace_s=5)
+    runner.shutdown()
+
+
+# -- execute mode: the kit.processes runner (ECS, Cloud Run) ---------------------------------------
 
 
 def run_to_exit(runner: ProcessRunner, key: str, command: list[str], env: dict[str, str]) -> tuple[list[str], int]:

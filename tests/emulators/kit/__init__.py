@@ -5,7 +5,9 @@
 - ``calls``: ``CallLog`` (calls per operation, permissions used)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs
-- ``processes``: ``ProcessRunner`` and ``container_environment`` for execute modes (import from the module)
+- ``processes``: ``ProcessRunner`` and ``container_environment`` for execute modes (ECS, Cloud Run; import from
+  the module)
+- ``process``: ``ProcessRunner`` for execute modes (ACI): a second runner, to be folded into ``processes``
 """
 
 from .calls import CallLog
@@ -21,10 +23,12 @@ from .faults import (
     WireErrors,
 )
 from .http import HttpServer, Request, Response, WireProtocol
+from .process import ProcessRunner, StartFailure, container_environment, exit_code_of
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 
 __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "RateLimit", "Request",
-    "Response", "ResponseGuard", "WireErrors", "WireProtocol", "summary",
+    "ProcessRunner", "Response", "ResponseGuard", "StartFailure", "WireErrors", "WireProtocol",
+    "container_environment", "exit_code_of", "summary",
 ]

@@ -79,10 +79,14 @@ class _TokenBucket:
     def __init__(self, limit: RateLimit, now: float):
         self.limit, self.tokens, self.at = limit, float(limit.burst), now
 
-    def take(self, now: float) -> bool:
+    def peek(self, now: float) -> float:
+        """Refill up to ``now`` and return the tokens held, taking none."""
         self.tokens = min(self.limit.burst, self.tokens + (now - self.at) * self.limit.per_s)
         self.at = now
-        if self.tokens < 1:
+        return self.tokens
+
+    def take(self, now: float) -> bool:
+        if self.peek(now) < 1:
             return False  # a refused call takes no token, as on the clouds' front ends
         self.tokens -= 1
         return True
@@ -147,14 +151,48 @@ class FaultDice:
         with self._lock:
             return self._admit(key, limit)
 
+    def admit_all(self, limits: dict[str, RateLimit]) -> str | None:
+        """Take one token from every bucket in ``limits``, or none at all.
+
+        Returns None if every bucket had a token, else the key of the first
+        empty one (and no bucket is charged): a quota made of several windows,
+        such as "100 per 5 minutes and 300 per hour", refuses a call whole.
+        """
+        with self._lock:
+            now = self._clock()
+            buckets = {key: self._bucket(key, limit, now) for key, limit in limits.items()}
+            for key, bucket in buckets.items():
+                if bucket.peek(now) < 1:
+                    return key
+            for bucket in buckets.values():
+                bucket.take(now)
+            return None
+
+    def tokens(self, key: str, limit: RateLimit) -> float:
+        """Tokens left in bucket ``key`` now (a full bucket if it was never used): for headers
+        such as ARM's ``x-ms-ratelimit-remaining-subscription-reads``."""
+        with self._lock:
+            now = self._clock()
+            return self._bucket(key, limit, now).peek(now)
+
+    def wait_s(self, key: str, limit: RateLimit) -> float:
+        """Seconds until bucket ``key`` holds a whole token again (0 if it does): a Retry-After."""
+        with self._lock:
+            now = self._clock()
+            missing = 1 - self._bucket(key, limit, now).peek(now)
+            return max(0.0, missing / limit.per_s) if limit.per_s > 0 else float("inf")
+
+    def _bucket(self, key: str, limit: RateLimit, now: float) -> _TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.limit != limit:  # first call, or the test changed the knob
+            bucket = self._buckets[key] = _TokenBucket(limit, now)
+        return bucket
+
     def _admit(self, key: str, limit: RateLimit | None) -> bool:
         if limit is None:
             return True
         now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None or bucket.limit != limit:  # first call, or the test changed the knob
-            bucket = self._buckets[key] = _TokenBucket(limit, now)
-        return bucket.take(now)
+        return self._bucket(key, limit, now).take(now)
 
     def request_fault(self, op: str) -> str | None:
         """``THROTTLE``, ``SERVER_ERROR`` or None for this call (no sleeping)."""
