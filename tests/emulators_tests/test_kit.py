@@ -1,13 +1,12 @@
-"""The shared emulator kit on its own: dice, counters, guard, server, and a toy REST cloud built from them."""
+"""The shared emulator kit on its own: dice, counters, guard, server, and a toy REST cloud built from them.
+Execute mode (``ProcessRunner``) is in test_kit_runs.py."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +26,8 @@ from tests.emulators.kit import (
     Request,
     Response,
     ResponseGuard,
-    StartFailure,
     WireErrors,
 )
-from tests.emulators.kit.process import ProcessRunner as AciProcessRunner
-from tests.emulators.kit.process import container_environment as aci_environment
-from tests.emulators.kit.processes import ProcessRunner, container_environment, exit_code_of
 
 # -- a toy cloud: REST items under /items, built the way the README tells ------------------------
 
@@ -305,73 +300,3 @@ def test_tokens_and_wait_s_read_a_bucket_without_charging_it():
     assert dice.tokens("writes", writes) == 0 and dice.wait_s("writes", writes) == pytest.approx(0.1)
     now[0] += 0.05
     assert dice.wait_s("writes", writes) == pytest.approx(0.05)
-
-
-# -- execute mode: ACI's runner (kit.process) ------------------------------------------------------
-
-
-def test_process_runner_runs_with_a_clean_environment_and_reports_lines_and_exit(tmp_path, monkeypatch):
-    monkeypatch.setenv("SECRET_FROM_HOST", "leak")
-    lines: list[tuple[str, str]] = []
-    exits: list[tuple[str, int]] = []
-    done = threading.Event()
-    runner = AciProcessRunner(str(tmp_path), lambda k, line: lines.append((k, line)),
-                           lambda k, code, at: (exits.append((k, code)), done.set()))
-    code = "import os, sys; print(os.environ['OWN'], os.environ.get('SECRET_FROM_HOST', 'clean')); sys.exit(3)"
-    env = aci_environment({"INJECTED": "1"}, {"OWN": "mine"})
-    assert env["INJECTED"] == "1" and "SECRET_FROM_HOST" not in env
-    runner.start("g/c", ["python", "-c", code], env)
-    assert done.wait(10)
-    assert lines == [("g/c", "mine clean")] and exits == [("g/c", 3)] and not runner.running("g/c")
-    with pytest.raises(StartFailure, match='exec: "no-such-binary-here"'):
-        runner.start("g/d", ["no-such-binary-here"], env)
-
-
-def test_process_runner_terminates_the_group_with_sigterm(tmp_path):
-    exited: list[int] = []
-    started, done = threading.Event(), threading.Event()
-    runner = AciProcessRunner(str(tmp_path), lambda k, line: started.set(),  # the shell says it is up
-                           lambda k, code, at: (exited.append(code), done.set()))
-    runner.start("k", ["sh", "-c", "echo up; sleep 30"], aci_environment({}, {}))
-    assert started.wait(10) and runner.terminate("k", grace_s=5)
-    assert done.wait(10) and exited == [143]  # SIGTERM, as docker stop reports it
-    assert not runner.terminate("k", grace_s=5)
-    runner.shutdown()
-
-
-# -- execute mode: the kit.processes runner (ECS, Cloud Run) ---------------------------------------
-
-
-def run_to_exit(runner: ProcessRunner, key: str, command: list[str], env: dict[str, str]) -> tuple[list[str], int]:
-    lines: list[str] = []
-    exited = threading.Event()
-    result: list[int] = []
-    runner.start(key, command, env, on_line=lines.append,
-                 on_exit=lambda code, at: (result.append(code), exited.set()))
-    assert exited.wait(10)
-    return lines, result[0]
-
-
-def test_process_runner_layers_the_environment_and_reports_exit(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOST_SECRET", "leak")
-    env = container_environment({"AGENT": "a", "OWN": "agent"}, {"OWN": "container"})
-    assert env["PATH"].startswith(str(Path(sys.executable).parent)) and "HOST_SECRET" not in env
-    code = "import os, sys; print(os.environ['AGENT'], os.environ['OWN'], os.getcwd()); sys.exit(3)"
-    lines, exit_code = run_to_exit(ProcessRunner(str(tmp_path)), "k", ["python", "-c", code], env)
-    assert (lines, exit_code) == ([f"a container {tmp_path}"], 3)
-
-
-def test_process_runner_terminate_signals_the_group_and_unknown_commands_raise(tmp_path):
-    runner = ProcessRunner(str(tmp_path))
-    started = threading.Event()
-    exited: list[int] = []
-    done = threading.Event()
-    runner.start("k", ["sh", "-c", "echo up; sleep 30"], container_environment(),
-                 on_line=lambda line: started.set(), on_exit=lambda code, at: (exited.append(code), done.set()))
-    assert started.wait(10) and runner.running("k")
-    runner.terminate("k", grace_s=5)
-    assert done.wait(10) and exited == [143] and not runner.running("k")  # 128 + SIGTERM
-    assert exit_code_of(-9) == 137
-    with pytest.raises(OSError):
-        runner.start("x", ["/no/such/binary"], {}, on_line=print, on_exit=print)
-    runner.shutdown()

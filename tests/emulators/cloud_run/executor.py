@@ -4,7 +4,8 @@ The kit's ``ProcessRunner`` does the running; this adapter adds what Cloud
 Run injects into every job container (``CLOUD_RUN_JOB``,
 ``CLOUD_RUN_EXECUTION``, ``CLOUD_RUN_TASK_INDEX``, ``CLOUD_RUN_TASK_ATTEMPT``,
 ``CLOUD_RUN_TASK_COUNT``) under the container's env (the job's template with
-the run's overrides merged in), and keeps each line in the task's ``output``.
+the run's overrides merged in), keeps each line in the task's ``output``, and
+words a start failure as Cloud Run does.
 The image is not run: a container without ``command`` cannot start here.
 Env vars from Secret Manager (``valueSource``) are not set.
 """
@@ -13,15 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..kit.processes import ProcessRunner, container_environment
+from ..kit import ProcessRunner, StartFailure, container_environment
 from .resources import Execution, Task
 
 OnExit = Callable[[Execution, Task, int, float], None]
-
-
-class StartFailure(Exception):
-    """The container could not start; the message becomes the attempt's result."""
-
 
 def task_key(ex: Execution, task: Task) -> str:
     return f"{ex.name}/{task.index}"
@@ -45,6 +41,7 @@ class Executor:
         self._on_exit = on_exit
 
     def start(self, ex: Execution, task: Task) -> None:
+        """Start the attempt's process; ``StartFailure`` carries the attempt's result message."""
         container = ex.task_template["containers"][0]
         if not container.get("command"):
             raise StartFailure("Application failed to start: the emulator cannot run the image's entrypoint; "
@@ -54,9 +51,8 @@ class Executor:
         try:
             task.process = self._runner.start(task_key(ex, task), command, env, on_line=task.output.append,
                                               on_exit=lambda code, at: self._on_exit(ex, task, code, at))
-        except OSError as exc:
-            raise StartFailure(f"Application failed to start: failed to load {command[0]}: "
-                               f"{exc.strerror}") from None
+        except StartFailure as exc:
+            raise StartFailure(f"Application failed to start: failed to load {exc.program}: {exc.reason}") from None
 
     def terminate(self, ex: Execution, task: Task, grace_s: float) -> None:
         """SIGTERM, then SIGKILL after ``grace_s`` (Cloud Run gives 10 s)."""

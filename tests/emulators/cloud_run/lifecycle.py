@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .executor import Executor, StartFailure
+from ..kit import StartFailure
+from .executor import Executor
 from .resources import (
     CANCELLED,
     CANCELLING,

@@ -4,18 +4,17 @@ The kit's ``ProcessRunner`` does the running (own session, container-like
 environment, the group killed with its leader); this adapter adds what is
 ECS's own: the agent's variables (AWS_REGION, AWS_DEFAULT_REGION,
 AWS_EXECUTION_ENV) under the container definition's ``environment`` and the
-RunTask overrides, the Docker-style start failure, and the task's output.
+RunTask overrides, Docker's wording of a start failure, and the task's output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..kit.processes import ProcessRunner, container_environment
+from ..kit import ProcessRunner, StartFailure, container_environment
 from .tasks import Task
 
-class StartFailure(Exception):
-    """The container could not start; the message becomes the task's stoppedReason."""
+CANNOT_START = "CannotStartContainerError: "
 
 
 def agent_environment(region: str) -> dict[str, str]:
@@ -23,7 +22,7 @@ def agent_environment(region: str) -> dict[str, str]:
 
 
 class Executor:
-    """Starts, signals and reaps task processes; reports exits through ``on_exit``."""
+    """Starts, signals and reaps task processes (keyed by task ARN); reports exits through ``on_exit``."""
 
     def __init__(self, workdir: str, on_line: Callable[[Task, str], None],
                  on_exit: Callable[[Task, int, float], None]):
@@ -32,18 +31,17 @@ class Executor:
         self._on_exit = on_exit
 
     def start(self, task: Task) -> None:
+        """Start the task's process; ``StartFailure`` carries the task's stoppedReason."""
         if not task.command:
-            raise StartFailure("CannotStartContainerError: Error response from daemon: No command specified")
+            raise StartFailure(CANNOT_START + "Error response from daemon: No command specified")
         env = container_environment(agent_environment(task.region), task.environment)
         try:
             task.process = self._runner.start(task.arn, task.command, env,
                                               on_line=lambda line: self._line(task, line),
                                               on_exit=lambda code, at: self._on_exit(task, code, at))
-        except OSError as exc:
-            raise StartFailure(
-                "CannotStartContainerError: ResourceInitializationError: failed to create new container "
-                f"runtime task: unable to start container process: exec: \"{task.command[0]}\": {exc.strerror}"
-            ) from None
+        except StartFailure as exc:
+            raise StartFailure(CANNOT_START + "ResourceInitializationError: failed to create new container "
+                               f"runtime task: unable to start container process: {exc}") from None
 
     def _line(self, task: Task, line: str) -> None:
         task.output.append(line)

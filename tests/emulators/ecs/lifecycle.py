@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .executor import Executor, StartFailure
+from ..kit import StartFailure
+from .executor import Executor
 from .faults import EcsFaultDice
 from .logs import LogStore
 from .tasks import BEFORE_RUNNING, Task

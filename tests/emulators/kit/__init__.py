@@ -5,9 +5,7 @@
 - ``calls``: ``CallLog`` (calls per operation, permissions used)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs
-- ``processes``: ``ProcessRunner`` and ``container_environment`` for execute modes (ECS, Cloud Run; import from
-  the module)
-- ``process``: ``ProcessRunner`` for execute modes (ACI): a second runner, to be folded into ``processes``
+- ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
 """
 
 from .calls import CallLog
@@ -23,7 +21,7 @@ from .faults import (
     WireErrors,
 )
 from .http import HttpServer, Request, Response, WireProtocol
-from .process import ProcessRunner, StartFailure, container_environment, exit_code_of
+from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 
 __all__ = [

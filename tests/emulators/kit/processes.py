@@ -10,9 +10,10 @@ in, just as nothing of the host reaches a real container. When the leading
 process exits, whatever it left behind in its group is killed, as a container
 ends with its PID 1.
 
-A cloud's executor wraps ``ProcessRunner``: it decides the command and the
-env, turns ``OSError`` into its own start-failure message, and keeps the
-output lines where its API can show them.
+A cloud's executor wraps ``ProcessRunner``: it picks a key (an ECS task ARN,
+a Cloud Run ``execution/task-index``, an ACI ``group/container#run``), the
+command and the env, passes ``on_line``/``on_exit`` callbacks that close over
+its own objects, and words ``StartFailure`` as its cloud does.
 """
 
 from __future__ import annotations
@@ -23,15 +24,30 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 _PASSED_THROUGH = ("HOME", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR")
 
 OnLine = Callable[[str], None]
+"""``on_line(line)``: one stdout or stderr line, without its line break."""
 OnExit = Callable[[int, float], None]
-"""``on_exit(exit_code, exited_at)``: exit code as Docker reports it, epoch seconds."""
+"""``on_exit(exit_code, exited_at)``: exit code as Docker reports it, epoch seconds; after the last line."""
+
+
+class StartFailure(Exception):
+    """A container could not start; ``str(exc)`` is the message its cloud reports.
+
+    ``ProcessRunner.start`` raises it when the command cannot be executed, with
+    the OCI runtime's words (``exec: "prog": No such file or directory``) and
+    ``program``/``reason`` for a cloud that words it differently. An executor
+    raises it too for what its cloud refuses before that (no command given).
+    """
+
+    def __init__(self, message: str, *, program: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.program, self.reason = program, reason
 
 
 def exit_code_of(returncode: int) -> int:
@@ -58,20 +74,34 @@ class _Process:
 
 
 class ProcessRunner:
-    """Starts, signals and reaps processes by key; reports each line and the exit through callbacks."""
+    """Starts, signals and reaps processes by key; reports each line and the exit through callbacks.
+
+    A key names at most one live process: starting a key that is still
+    running is an emulator bug (``ValueError``); once its exit was reported
+    the key may be used again (a retried attempt).
+    """
 
     def __init__(self, workdir: str):
         self._workdir = workdir
         self._lock = threading.Lock()
         self._live: dict[str, _Process] = {}
 
-    def start(self, key: str, command: list[str], env: Mapping[str, str], *, on_line: OnLine,
+    def start(self, key: str, command: Sequence[str], env: Mapping[str, str], *, on_line: OnLine,
               on_exit: OnExit) -> subprocess.Popen:
-        """Start ``command``; raises ``OSError`` if it cannot be executed (the caller words the failure)."""
-        popen = subprocess.Popen(
-            command, env=dict(env), cwd=self._workdir, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        """Start ``command``; ``StartFailure`` if it cannot be executed (not found, not executable)."""
+        if not command:
+            raise StartFailure("no command to run")
+        with self._lock:
+            if key in self._live:
+                raise ValueError(f"{key} is already running")
+        try:
+            popen = subprocess.Popen(
+                list(command), env=dict(env), cwd=self._workdir, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StartFailure(f'exec: "{command[0]}": {reason}', program=command[0], reason=reason) from None
         proc = _Process(popen)
         proc.readers = [_thread(_pump, pipe, on_line) for pipe in (popen.stdout, popen.stderr)]
         with self._lock:
@@ -91,27 +121,29 @@ class ProcessRunner:
         returncode = proc.popen.wait()
         for timer in proc.timers:
             timer.cancel()
-        for reader in proc.readers:  # let the last lines reach the log first
+        for reader in proc.readers:  # let the last lines arrive first
             reader.join(timeout=2)
         with self._lock:
-            self._live.pop(key, None)
+            if self._live.get(key) is proc:
+                del self._live[key]
         on_exit(exit_code_of(returncode), exited_at)
 
     def running(self, key: str) -> bool:
         with self._lock:
             return key in self._live
 
-    def terminate(self, key: str, grace_s: float) -> None:
-        """SIGTERM the process group now, SIGKILL it after ``grace_s`` (docker stop)."""
+    def terminate(self, key: str, grace_s: float) -> bool:
+        """SIGTERM the process group now, SIGKILL it after ``grace_s`` (docker stop); False if not running."""
         with self._lock:
             proc = self._live.get(key)
         if proc is None:
-            return
+            return False
         _signal(proc, signal.SIGTERM)
         timer = threading.Timer(grace_s, _signal, args=(proc, signal.SIGKILL))
         timer.daemon = True
         proc.timers.append(timer)
         timer.start()
+        return True
 
     def shutdown(self) -> None:
         """Kill everything still running and wait for it to be reaped."""
