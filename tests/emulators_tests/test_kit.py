@@ -27,6 +27,7 @@ from tests.emulators.kit import (
     Response,
     ResponseGuard,
     WireErrors,
+    poll_until,
 )
 
 # -- a toy cloud: REST items under /items, built the way the README tells ------------------------
@@ -161,10 +162,17 @@ def test_ticker_ticks_and_records_its_exceptions():
         assert ticked.wait(2)
     assert errors and errors[0] == "ticker: ValueError('tick bug')"  # stop() joined the ticker
     with ToyEmulator(tick_s=0.005) as emu:
-        deadline = time.monotonic() + 2
-        while emu.ticks == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert emu.ticks > 0
+        assert poll_until(lambda: emu.ticks or None, timeout=5)
+
+
+def test_poll_until_answers_the_first_value_or_none_after_a_last_look():
+    answers = iter([None, None, "done"])
+    assert poll_until(lambda: next(answers), timeout=5, interval=0) == "done"
+    looks: list[int] = []
+    assert poll_until(lambda: looks.append(1), timeout=0) is None and looks == [1]
+    late = iter([None, "seen after the deadline"])
+    slow_first = lambda: time.sleep(0.1) or next(late)  # noqa: E731 - the first look outlasts the timeout
+    assert poll_until(slow_first, timeout=0.05) == "seen after the deadline"
 
 
 # -- faults --------------------------------------------------------------------------------------

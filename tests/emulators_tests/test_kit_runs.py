@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from tests.emulators.kit import (
     StartFailure,
     container_environment,
     exit_code_of,
+    poll_until,
 )
 
 
@@ -85,10 +85,7 @@ def test_what_the_leader_leaves_behind_is_killed_with_it(runner):
     run = Run().start(runner, "k", ["sh", "-c", "sleep 30 & echo $!"], container_environment())
     assert run.code == 0
     orphan = int(run.lines[0])
-    deadline = time.monotonic() + 10
-    while not _gone(orphan) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _gone(orphan), "the orphan outlived its container"
+    assert poll_until(lambda: _gone(orphan) or None, timeout=10), "the orphan outlived its container"
 
 
 def _gone(pid: int) -> bool:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
-from ..kit import Emulator
+from ..kit import Emulator, poll_until
 from .backend import Backend, RunDefaults
 from .deployments import DEPLOYMENT_HANDLERS, Deployments
 from .faults import AciFaultDice, Faults
@@ -90,17 +89,19 @@ class AciEmulator(Emulator):
     def wait_for(self, name: str, predicate: Callable[[ContainerGroup], bool], resource_group: str = "rg",
                  timeout: float = 10.0, what: str = "the condition") -> ContainerGroup:
         """Block until ``predicate(group)`` holds (ticking the backend meanwhile)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        last: list[ContainerGroup | None] = [None]
+
+        def probe() -> ContainerGroup | None:
             self.backend.tick()
             with self.backend.lock:
-                group = self.backend.find(resource_group, name)
-                if group is not None and predicate(group):
-                    return group
-            if time.monotonic() >= deadline:
-                state = None if group is None else (group.provisioning_state, group.state)
-                raise TimeoutError(f"{resource_group}/{name} never met {what}; (provisioning, state) = {state}")
-            time.sleep(0.01)
+                group = last[0] = self.backend.find(resource_group, name)
+                return group if group is not None and predicate(group) else None
+
+        found = poll_until(probe, timeout)
+        if found is None:
+            state = None if last[0] is None else (last[0].provisioning_state, last[0].state)
+            raise TimeoutError(f"{resource_group}/{name} never met {what}; (provisioning, state) = {state}")
+        return found
 
     def wait_for_state(self, name: str, state: str, resource_group: str = "rg", timeout: float = 10.0
                        ) -> ContainerGroup:

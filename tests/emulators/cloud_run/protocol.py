@@ -12,13 +12,12 @@ the client gets 500) and printed with the enum encoding the client asked for.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
 
-from ..kit import CallLog, Request, Response, ResponseGuard, WireErrors, summary
+from ..kit import CallLog, Request, Response, ResponseGuard, WireErrors, poll_until, summary
 from . import codec
 from .auth import TOKEN_PATH, Auth, TokenEndpoint
 from .backend import Backend
@@ -127,14 +126,15 @@ class RestProtocol:
 
     def _wait(self, name: str, timeout: str | None) -> dict[str, Any]:
         """Block (without the lock) until the operation is done or ``timeout`` passes."""
-        deadline = time.monotonic() + min(codec.duration_s(timeout) if timeout else MAX_WAIT_S, MAX_WAIT_S)
-        while True:
+        seen: list[dict[str, Any]] = []
+
+        def probe() -> dict[str, Any] | None:
             with self.backend.lock:
                 self.backend.tick()
-                op = self.backend.get_operation(name)
-            if op.get("done") or time.monotonic() >= deadline:
-                return op
-            time.sleep(0.01)
+                seen.append(self.backend.get_operation(name))
+            return seen[-1] if seen[-1].get("done") else None
+
+        return poll_until(probe, min(codec.duration_s(timeout) if timeout else MAX_WAIT_S, MAX_WAIT_S)) or seen[-1]
 
     def _answer(self, op: str, schema: type[Message], result: dict[str, Any], int_enums: bool) -> Response:
         if self.guard.broken(op, schema, result):

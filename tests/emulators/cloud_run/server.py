@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
 
-from ..kit import Emulator
+from ..kit import Emulator, poll_until
 from .auth import Auth, TokenEndpoint
 from .backend import Backend, Limits, RunDefaults
 from .faults import CloudRunFaultDice, Faults
@@ -79,14 +78,15 @@ class CloudRunEmulator(Emulator):
 
     def wait_for_execution(self, name: str, timeout: float = 10.0) -> Execution:
         """Block until the execution is done (succeeded, failed or cancelled); returns it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def probe() -> Execution | None:
             with self.backend.lock:
                 self.backend.tick()
                 ex = self.backend.executions.get(name)
                 if ex is None:
                     raise KeyError(f"{name} does not exist (deleted?)")
-                if ex.phase == DONE:
-                    return ex
-            time.sleep(0.01)
-        raise TimeoutError(f"{name} is still {ex.phase}")
+                return ex if ex.phase == DONE else None
+
+        done = poll_until(probe, timeout)
+        if done is None:
+            raise TimeoutError(f"{name} is still {self.executions[name].phase}")
+        return done

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
 
-from ..kit import Emulator, Request, Response
+from ..kit import Emulator, Request, Response, poll_until
 from .backend import Backend, RunDefaults
 from .ec2 import Ec2
 from .faults import EcsFaultDice, Faults
@@ -75,14 +74,15 @@ class EcsEmulator(Emulator):
 
     def wait_for_task(self, task_arn: str, status: str = "STOPPED", timeout: float = 10.0) -> Task:
         """Block until the task's lastStatus is ``status`` (or later, for STOPPED)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def probe() -> Task | None:
             self.backend.tick()
             task = self.backend.tasks[task_arn]
-            if task.last_status == status:
-                return task
-            time.sleep(0.01)
-        raise TimeoutError(f"{task_arn} is {self.backend.tasks[task_arn].last_status}, not {status}")
+            return task if task.last_status == status else None
+
+        task = poll_until(probe, timeout)
+        if task is None:
+            raise TimeoutError(f"{task_arn} is {self.backend.tasks[task_arn].last_status}, not {status}")
+        return task
 
     def create_log_group(self, name: str) -> None:
         self.backend.logs.create_group(name)

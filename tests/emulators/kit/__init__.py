@@ -4,12 +4,12 @@
 - ``faults``: shared ``Faults`` knobs, ``FaultDice``, ``WireErrors``, ``RateLimit``
 - ``calls``: ``CallLog`` (calls per operation, permissions used)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
-- ``emulator``: ``Emulator``, the base class with the test-facing knobs
+- ``emulator``: ``Emulator``, the base class with the test-facing knobs; ``poll_until``
 - ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
 """
 
 from .calls import CallLog
-from .emulator import Emulator
+from .emulator import Emulator, poll_until
 from .faults import (
     ACCEPT_THEN_FAIL,
     LOST_RESPONSE,
@@ -28,5 +28,5 @@ __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "RateLimit", "Request",
     "ProcessRunner", "Response", "ResponseGuard", "StartFailure", "WireErrors", "WireProtocol",
-    "container_environment", "exit_code_of", "summary",
+    "container_environment", "exit_code_of", "poll_until", "summary",
 ]

@@ -11,7 +11,9 @@ holds (processes, files).
 from __future__ import annotations
 
 import atexit
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .calls import CallLog
@@ -19,6 +21,24 @@ from .faults import FaultDice, Faults
 from .http import HttpServer, Request, Response, WireProtocol
 
 E = TypeVar("E", bound="Emulator")
+T = TypeVar("T")
+
+
+def poll_until(probe: Callable[[], T | None], timeout: float, interval: float = 0.01) -> T | None:
+    """Call ``probe`` until it returns something other than None; None once ``timeout`` has passed.
+
+    ``probe`` runs at least once, and once more after the deadline, so a wait
+    never fails on a state it did not look at. For a test's ``wait_for_*``
+    (probe: tick the backend, look under its lock) and for a long poll such
+    as Cloud Run's ``:wait`` (answer when done or at the deadline).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        last_look = time.monotonic() >= deadline
+        found = probe()
+        if found is not None or last_look:
+            return found
+        time.sleep(interval)
 
 
 class Emulator:
