@@ -170,6 +170,14 @@ async def test_platform_may_restart_a_failed_container_under_never(aci, aci_emu)
     assert aci_emu.faults.platform_restarts == 0
 
 
+async def test_a_bad_emulator_env_value_is_acis_own_400(aci, aci_emu):
+    with pytest.raises(HttpResponseError) as failed:
+        await create(aci, "g1", group(container(env={"EMULATOR_EXIT_CODE": "1.5"})))
+    assert error_code(failed.value) == "InvalidEnvironmentVariable" and failed.value.status_code == 400
+    assert "Emulator: bad EMULATOR_RUN_SECONDS/EMULATOR_EXIT_CODE value" in failed.value.error.message
+    assert aci_emu.groups == {}
+
+
 async def test_restart_policies(aci, aci_emu):
     quick_fail = {"EMULATOR_EXIT_CODE": "1", "EMULATOR_RUN_SECONDS": "0.02"}
     await create(aci, "always", group(container(env={"EMULATOR_RUN_SECONDS": "0.02"}), restart_policy="Always"))

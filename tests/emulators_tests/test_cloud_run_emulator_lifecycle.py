@@ -68,6 +68,13 @@ def test_a_failed_task_fails_the_execution_and_its_operation(cr):
     assert task.last_attempt_result.exit_code == 3 and task.last_attempt_result.status.code == 2
 
 
+def test_a_bad_emulator_env_value_is_cloud_runs_own_400(cr):
+    jobs, _, _ = clients(cr)
+    with pytest.raises(exceptions.BadRequest, match="Emulator: bad EMULATOR_RUN_SECONDS/EMULATOR_EXIT_CODE value"):
+        run(jobs, create(jobs, cr).name, env={"EMULATOR_RUN_SECONDS": "soon"})
+    assert cr.executions == {}
+
+
 def test_failed_attempts_are_retried_up_to_max_retries(cr):
     jobs, executions, tasks = clients(cr)
     name = create(jobs, cr, max_retries=2, task_count=2).name

@@ -107,6 +107,15 @@ def test_start_failure(ecs, emu):
     assert wait_status(ecs, run(ecs)["tasks"][0]["taskArn"])[0]["stopCode"] == "EssentialContainerExited"
 
 
+def test_a_bad_emulator_env_value_is_ecs_own_400(ecs):
+    register(ecs, env={"EMULATOR_EXIT_CODE": "x"})
+    with pytest.raises(ClientError) as excinfo:
+        run(ecs)
+    code, message, status = error(excinfo)
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert message.startswith("Emulator: bad EMULATOR_RUN_SECONDS/EMULATOR_EXIT_CODE value: ")
+
+
 def test_spot_interruption(ecs, emu):
     register(ecs, env={"EMULATOR_RUN_SECONDS": "30"})
     emu.faults = Faults(spot_interruptions=1, spot_only=True)

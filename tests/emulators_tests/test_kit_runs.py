@@ -1,5 +1,5 @@
-"""The kit's execute mode on its own: ``ProcessRunner`` and the container-like environment.
-Every wait is on a condition (an event, a line, a process gone), never on a fixed time."""
+"""The kit's two ways a container runs, on their own: execute mode (``ProcessRunner``) and simulated mode
+(``RunDefaults``). Every wait is on a condition (an event, a line, a process gone), never on a fixed time."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from tests.emulators.kit import (
     ProcessRunner,
+    RunDefaults,
     StartFailure,
     container_environment,
     exit_code_of,
@@ -125,3 +126,11 @@ def test_shutdown_kills_what_is_still_running(tmp_path):
     assert run.first_line.wait(10)
     runner.shutdown()
     assert run.code == 137 and not runner.running("k")
+
+
+def test_run_defaults_plan_from_the_containers_env():
+    defaults = RunDefaults(run_s=0.1, exit_code=0)
+    assert defaults.plan({}) == (0.1, 0)
+    assert defaults.plan({"EMULATOR_RUN_SECONDS": "2.5", "EMULATOR_EXIT_CODE": "3"}) == (2.5, 3)
+    with pytest.raises(ValueError, match="^Emulator: bad EMULATOR_RUN_SECONDS/EMULATOR_EXIT_CODE value: "):
+        defaults.plan({"EMULATOR_EXIT_CODE": "x"})

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from azure.mgmt.containerinstance.models import ContainerGroup as ContainerGroupModel
 
+from ..kit import RunDefaults
 from ..kit.validation import Issue
 from . import errors, rules
 from .executor import Executor
@@ -26,16 +26,6 @@ from .quotas import Quotas
 from .validation import raise_remaining
 
 STOPPED_LOG_LINES, STOPPED_LOG_BYTES = 1000, 16 * 1024  # what ACI keeps of a terminated container's log
-
-
-@dataclass
-class RunDefaults:
-    """How a container behaves when not executed and not told otherwise by its env."""
-
-    run_s: float = 0.2
-    exit_code: int = 0
-    run_env: str = "EMULATOR_RUN_SECONDS"
-    exit_env: str = "EMULATOR_EXIT_CODE"
 
 
 class Backend:
@@ -165,12 +155,10 @@ class Backend:
         return out
 
     def _plan(self, env: dict[str, str]) -> RunPlan:
-        d = self.defaults
         try:
-            return RunPlan(float(env.get(d.run_env, d.run_s)), int(env.get(d.exit_env, d.exit_code)))
+            return RunPlan(*self.defaults.plan(env))
         except ValueError as exc:
-            raise errors.bad_request("InvalidEnvironmentVariable",
-                                     f"Emulator: bad {d.run_env}/{d.exit_env} value: {exc}") from None
+            raise errors.bad_request("InvalidEnvironmentVariable", str(exc)) from None
 
     def update_tags(self, resource_group: str, name: str, body: dict[str, Any]) -> ContainerGroup:
         group = self.get(resource_group, name)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..kit import Emulator, poll_until
-from .backend import Backend, RunDefaults
+from ..kit import Emulator, RunDefaults, poll_until
+from .backend import Backend
 from .deployments import DEPLOYMENT_HANDLERS, Deployments
 from .faults import AciFaultDice, Faults
 from .groups import ContainerGroup

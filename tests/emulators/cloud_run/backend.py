@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..kit import RunDefaults
 from . import jobspec
 from .errors import GoogleError, already_exists, failed_precondition, field_errors, not_found, quota_exceeded
 from .executor import Executor
@@ -29,16 +30,6 @@ from .validation import job_id_violations, job_violations, overrides_violations
 
 def now() -> float:
     return time.time()
-
-
-@dataclass
-class RunDefaults:
-    """How a task behaves when not executed and not told otherwise by its env."""
-
-    run_s: float = 0.1
-    exit_code: int = 0
-    run_env: str = "EMULATOR_RUN_SECONDS"
-    exit_env: str = "EMULATOR_EXIT_CODE"
 
 
 @dataclass
@@ -171,11 +162,10 @@ class Backend:
                          log_uri(project, region, job.job_id, short), start_failure=self.dice.start_failure(image))
 
     def _plan(self, env: dict[str, str]) -> tuple[float, int]:
-        d = self.defaults
         try:
-            return float(env.get(d.run_env, d.run_s)), int(env.get(d.exit_env, d.exit_code))
+            return self.defaults.plan(env)
         except ValueError as exc:
-            raise field_errors([("overrides", f"Emulator: bad {d.run_env}/{d.exit_env} value: {exc}")]) from None
+            raise field_errors([("overrides", str(exc))]) from None
 
     def _prune_executions(self, job: Job) -> None:
         done = sorted((ex for ex in self.executions.values() if ex.job is job and ex.phase == DONE),

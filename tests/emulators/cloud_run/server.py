@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from ..kit import Emulator, poll_until
+from ..kit import Emulator, RunDefaults, poll_until
 from .auth import Auth, TokenEndpoint
-from .backend import Backend, Limits, RunDefaults
+from .backend import Backend, Limits
 from .faults import CloudRunFaultDice, Faults
 from .lifecycle import Timings
 from .protocol import RestProtocol

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..kit import RunDefaults
 from . import runtask
 from .clusters import Cluster, ClusterStore
 from .errors import AwsError, invalid_parameter
@@ -32,16 +33,6 @@ class _TokenUse:
     task_arns: list[str]
     failures: list[dict]
     at: float
-
-
-@dataclass
-class RunDefaults:
-    """How a task behaves when not executed and not told otherwise by its env."""
-
-    run_s: float = 0.2
-    exit_code: int = 0
-    run_env: str = "EMULATOR_RUN_SECONDS"
-    exit_env: str = "EMULATOR_EXIT_CODE"
 
 
 class Backend:
@@ -123,12 +114,10 @@ class Backend:
         return {"arn": instance, "reason": self.dice.faults.capacity_failure_reason}
 
     def _plan(self, env: dict[str, str]) -> RunPlan:
-        d = self.defaults
         try:
-            run_s = float(env.get(d.run_env, d.run_s))
-            exit_code = int(env.get(d.exit_env, d.exit_code))
+            run_s, exit_code = self.defaults.plan(env)
         except ValueError as exc:
-            raise invalid_parameter(f"Emulator: bad {d.run_env}/{d.exit_env} value: {exc}") from None
+            raise invalid_parameter(str(exc)) from None
         failure = self.dice.faults.start_failure_reason if self.dice.take("start_failures") else None
         return RunPlan(run_s, exit_code, failure)
 

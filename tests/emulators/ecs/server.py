@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..kit import Emulator, Request, Response, poll_until
-from .backend import Backend, RunDefaults
+from ..kit import Emulator, Request, Response, RunDefaults, poll_until
+from .backend import Backend
 from .ec2 import Ec2
 from .faults import EcsFaultDice, Faults
 from .lifecycle import Timings

@@ -6,6 +6,7 @@
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs; ``poll_until``
 - ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
+- ``runs``: simulated mode: ``RunDefaults`` (run length and exit code, overridable from a container's env)
 """
 
 from .calls import CallLog
@@ -22,11 +23,12 @@ from .faults import (
 )
 from .http import HttpServer, Request, Response, WireProtocol
 from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
+from .runs import RunDefaults
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 
 __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "RateLimit", "Request",
-    "ProcessRunner", "Response", "ResponseGuard", "StartFailure", "WireErrors", "WireProtocol",
+    "ProcessRunner", "Response", "ResponseGuard", "RunDefaults", "StartFailure", "WireErrors", "WireProtocol",
     "container_environment", "exit_code_of", "poll_until", "summary",
 ]
