@@ -1,12 +1,14 @@
-"""The shared emulator kit on its own: dice, counters, guard, server, and a toy REST cloud built from them.
-Execute mode (``ProcessRunner``) is in test_kit_runs.py."""
+"""The shared emulator kit on its own: dice, counters, guard, server, routing, errors, auth, waiting, and a toy
+REST cloud built from them. Execute and simulated mode (``ProcessRunner``, ``RunDefaults``): test_kit_runs.py."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from tests.emulators.kit import (
     SERVER_ERROR,
     THROTTLE,
     CallLog,
+    CloudError,
     Emulator,
     FaultDice,
     Faults,
@@ -27,16 +30,32 @@ from tests.emulators.kit import (
     Response,
     ResponseGuard,
     WireErrors,
+    bearer_token,
+    match_route,
     poll_until,
 )
 
 # -- a toy cloud: REST items under /items, built the way the README tells ------------------------
 
 
-class ToyError(Exception):
+class ToyError(CloudError):
     def __init__(self, status: int, code: str, headers: dict[str, str] | None = None):
-        super().__init__(code)
-        self.status, self.code, self.headers = status, code, headers or {}
+        super().__init__(status, code, code.lower(), headers=headers)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"status": self.code}}
+
+
+@dataclass(frozen=True)
+class ToyRoute:
+    op: str
+    method: str
+    pattern: re.Pattern[str]
+
+
+ITEM = re.compile(r"/items/(?P<name>[^/]+)")
+ROUTES = (ToyRoute("CreateItem", "POST", re.compile("/items")), ToyRoute("GetItem", "GET", ITEM),
+          ToyRoute("Crash", "PATCH", ITEM))
 
 
 TOY_WIRE = WireErrors(
@@ -60,14 +79,19 @@ class ToyProtocol:
         self.guard = ResponseGuard(check_fields, emulator.errors)
 
     def handle(self, request: Request) -> Response:
-        op = {"GET": "GetItem", "POST": "CreateItem", "PATCH": "Crash"}.get(request.method, "Other")
+        found = match_route(ROUTES, request.method, request.path)
+        if found.route is None:
+            return ToyError(405 if found.path_known else 404, "NO_ROUTE").response()
+        op = found.route.op
         self.emu.call_log.record(op)
         try:
-            return self._serve(request, op)
+            if bearer_token(request.headers) == "":  # optional, but a bad one is refused
+                raise ToyError(401, "UNAUTHENTICATED")
+            return self._serve(request, op, found.params)
         except ToyError as exc:
-            return Response.json(exc.status, {"error": {"status": exc.code}}, headers=exc.headers)
+            return exc.response({"X-Request-Id": "toy"})
 
-    def _serve(self, request: Request, op: str) -> Response:
+    def _serve(self, request: Request, op: str, params: dict[str, str]) -> Response:
         self.emu.call_log.record_permission(f"toy.items.{op[:-4].lower()}")
         self.emu.dice.before_call(op, TOY_WIRE)
         if op == "Crash":
@@ -77,7 +101,7 @@ class ToyProtocol:
             self.emu.items[name] = {"name": name, **({"colour": "red"} if name == "bad" else {})}
             status, body = 201, self.emu.items[name]
         else:
-            status, body = 200, self.emu.items[request.path.rsplit("/", 1)[1]]
+            status, body = 200, self.emu.items[params["name"]]
         self.emu.dice.after_call(op, TOY_WIRE, mutating=request.method != "GET")
         if self.guard.broken(op, ITEM_SCHEMA, body):
             raise ToyError(500, "EMULATOR_BUG")
@@ -175,6 +199,41 @@ def test_poll_until_answers_the_first_value_or_none_after_a_last_look():
     assert poll_until(slow_first, timeout=0.05) == "seen after the deadline"
 
 
+# -- routing, errors, auth -------------------------------------------------------------------------
+
+
+def test_routes_match_in_order_and_tell_405_from_404(toy):
+    found = match_route(ROUTES, "GET", "/items/a")
+    assert found.route is ROUTES[1] and found.params == {"name": "a"} and found.path_known
+    assert match_route(ROUTES, "GET", "/items/a/b").route is None  # the whole path must match
+    unknown_method, unknown_path = match_route(ROUTES, "DELETE", "/items/a"), match_route(ROUTES, "GET", "/x")
+    assert (unknown_method.route, unknown_method.params, unknown_method.path_known) == (None, {}, True)
+    assert not unknown_path.path_known
+    assert call(toy, "DELETE", "/items/a")[:2] == (405, {"error": {"status": "NO_ROUTE"}})
+    assert call(toy, "GET", "/nothing/here")[0] == 404 and toy.calls == {}
+
+
+def test_cloud_error_answers_its_body_and_headers_over_the_requests():
+    response = ToyError(429, "SLOW", {"Retry-After": "3", "X-Request-Id": "own"}).response(
+        {"X-Request-Id": "base", "X-Other": "kept"})
+    assert (response.status, json.loads(response.body)) == (429, {"error": {"status": "SLOW"}})
+    assert response.headers == {"Content-Type": "application/json", "Retry-After": "3", "X-Request-Id": "own",
+                                "X-Other": "kept"}
+    assert str(ToyError(404, "GONE")) == "404 GONE: gone"
+    with pytest.raises(NotImplementedError):
+        CloudError(400, "BAD", "bad").response()
+
+
+def test_bearer_token_tells_missing_from_unusable(toy):
+    assert bearer_token({}) is None and bearer_token({"Authorization": ""}) is None
+    assert bearer_token({"Authorization": "Basic dXNlcg=="}) == "" and bearer_token({"Authorization": "Bearer"}) == ""
+    assert bearer_token({"Authorization": "Bearer  tok "}) == "tok"
+    call(toy, "POST", "/items", {"name": "a"})
+    assert call(toy, "GET", "/items/a", Authorization="Bearer t")[0] == 200
+    status, body, headers = call(toy, "GET", "/items/a", Authorization="Basic x")
+    assert (status, body, headers["X-Request-Id"]) == (401, {"error": {"status": "UNAUTHENTICATED"}}, "toy")
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 
@@ -229,6 +288,28 @@ def test_rate_limit_is_a_token_bucket_per_operation():
     assert dice.request_fault("Slow") == THROTTLE
     launches = RateLimit(per_s=1, burst=1)  # a backend's own bucket, say a task launch rate
     assert [dice.admit("launch", launches) for _ in range(2)] == [True, False] and dice.admit("x", None)
+
+
+def test_admit_all_takes_from_every_bucket_or_none():
+    now = [0.0]
+    dice = FaultDice(Faults(), clock=lambda: now[0])
+    quota = {"5min": RateLimit(per_s=1 / 150, burst=2), "1h": RateLimit(per_s=1 / 1200, burst=3)}
+    assert [dice.admit_all(quota) for _ in range(3)] == [None, None, "5min"]
+    assert dice.tokens("1h", quota["1h"]) == 1  # the refused call charged no bucket
+    now[0] += 300  # two 5-minute tokens back, a quarter of an hourly one
+    assert dice.admit_all(quota) is None and dice.admit_all(quota) == "1h"
+    assert dice.tokens("5min", quota["5min"]) == 1
+
+
+def test_tokens_and_wait_s_read_a_bucket_without_charging_it():
+    now = [0.0]
+    dice = FaultDice(Faults(), clock=lambda: now[0])
+    writes = RateLimit(per_s=10, burst=2)
+    assert dice.tokens("writes", writes) == 2 and dice.wait_s("writes", writes) == 0
+    assert dice.admit("writes", writes) and dice.admit("writes", writes) and not dice.admit("writes", writes)
+    assert dice.tokens("writes", writes) == 0 and dice.wait_s("writes", writes) == pytest.approx(0.1)
+    now[0] += 0.05
+    assert dice.wait_s("writes", writes) == pytest.approx(0.05)
 
 
 def test_latency_sleeps_through_the_injected_sleep():
@@ -286,25 +367,3 @@ def test_response_guard_records_emulator_bugs(toy):
     toy.errors.clear()
     quiet = ResponseGuard(check_fields, errors := [], enabled=False)
     assert not quiet.broken("Op", ITEM_SCHEMA, {"name": 1}) and errors == []
-
-
-def test_admit_all_takes_from_every_bucket_or_none():
-    now = [0.0]
-    dice = FaultDice(Faults(), clock=lambda: now[0])
-    quota = {"5min": RateLimit(per_s=1 / 150, burst=2), "1h": RateLimit(per_s=1 / 1200, burst=3)}
-    assert [dice.admit_all(quota) for _ in range(3)] == [None, None, "5min"]
-    assert dice.tokens("1h", quota["1h"]) == 1  # the refused call charged no bucket
-    now[0] += 300  # two 5-minute tokens back, a quarter of an hourly one
-    assert dice.admit_all(quota) is None and dice.admit_all(quota) == "1h"
-    assert dice.tokens("5min", quota["5min"]) == 1
-
-
-def test_tokens_and_wait_s_read_a_bucket_without_charging_it():
-    now = [0.0]
-    dice = FaultDice(Faults(), clock=lambda: now[0])
-    writes = RateLimit(per_s=10, burst=2)
-    assert dice.tokens("writes", writes) == 2 and dice.wait_s("writes", writes) == 0
-    assert dice.admit("writes", writes) and dice.admit("writes", writes) and not dice.admit("writes", writes)
-    assert dice.tokens("writes", writes) == 0 and dice.wait_s("writes", writes) == pytest.approx(0.1)
-    now[0] += 0.05
-    assert dice.wait_s("writes", writes) == pytest.approx(0.05)

@@ -12,16 +12,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..kit import CloudError
+
 ARM_THROTTLE_HELP = "Refer to https://aka.ms/arm-throttling for additional information."
 
 
-class ArmError(Exception):
+class ArmError(CloudError):
     def __init__(self, status: int, code: str, message: str, *, details: list[dict] | None = None,
                  headers: dict[str, str] | None = None):
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message = status, code, message
+        super().__init__(status, code, message, headers=headers)
         self.details = details
-        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}

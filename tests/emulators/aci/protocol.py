@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ..kit import CallLog, Request, Response, ResponseGuard, WireErrors
+from ..kit import CallLog, Request, Response, ResponseGuard, WireErrors, bearer_token
 from . import errors
 from .backend import Backend
 from .faults import ARM_SUBSCRIPTION_LIMITS, AciFaultDice
@@ -45,18 +45,18 @@ class ArmProtocol:
         )
 
     def handle(self, request: Request) -> Response:
-        route, params, path_known = match(request.method, request.path)
+        found = match(request.method, request.path)
+        route, params = found.route, found.params
         if route is not None:
             self.calls.record(route.op)  # every request, faulted or not
         headers = {"x-ms-request-id": str(uuid.uuid4()),
                    "x-ms-correlation-request-id": request.headers.get("x-ms-client-request-id") or str(uuid.uuid4())}
         try:
             if route is None:
-                raise (errors.method_not_allowed if path_known else errors.no_route)(request.method, request.path)
+                raise (errors.method_not_allowed if found.path_known else errors.no_route)(request.method, request.path)
             answer = self._serve(request, route, params, headers)
         except errors.ArmError as exc:
-            headers.update(exc.headers)
-            return Response.json(exc.status, exc.body(), headers=headers)
+            return exc.response(headers)
         headers.update(answer.headers)
         if answer.payload is None:
             return Response(answer.status, b"", headers)
@@ -90,12 +90,9 @@ class ArmProtocol:
 
     @staticmethod
     def _check_auth(headers: Mapping[str, str]) -> None:
-        auth = headers.get("Authorization")
-        if not auth:
-            raise errors.unauthenticated(missing=True)
-        scheme, _, token = auth.partition(" ")
-        if scheme != "Bearer" or not token.strip():
-            raise errors.unauthenticated(missing=False)
+        token = bearer_token(headers)
+        if not token:
+            raise errors.unauthenticated(missing=token is None)
 
     def _check_subscription(self, subscription: str) -> None:
         if not GUID.match(subscription):

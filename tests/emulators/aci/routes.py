@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..kit import RouteMatch, match_route
+
 ACI_API_VERSIONS = ("2021-09-01", "2021-10-01", "2022-09-01", "2023-05-01")
 """GA api-versions of Microsoft.ContainerInstance served (2023-05-01 is the SDK's; Prefect's template uses 2022-09-01)."""
 RESOURCES_API_VERSIONS = ("2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01", "2024-07-01", "2024-11-01",
@@ -77,13 +79,6 @@ ROUTES = (
 )
 
 
-def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
-    """(route, path parameters, whether the path exists under another method)."""
-    path_known = False
-    for route in ROUTES:
-        found = route.pattern.match(path)
-        if found:
-            path_known = True
-            if route.method == method:
-                return route, found.groupdict(), True
-    return None, {}, path_known
+def match(method: str, path: str) -> RouteMatch[Route]:
+    """The route, its path parameters, and whether the path exists under another method (405, not 404)."""
+    return match_route(ROUTES, method, path)

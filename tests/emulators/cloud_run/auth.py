@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..kit import Response
+from ..kit import Response, bearer_token
 from .errors import permission_denied, unauthenticated
 
 TOKEN_PATH = "/token"
@@ -32,12 +32,11 @@ class Auth:
     """IAM permissions the caller lacks (``run.jobs.runWithOverrides``...): calls needing them get 403."""
 
     def check_caller(self, headers: Mapping[str, str]) -> None:
-        header = headers.get("Authorization") or ""
-        token = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
+        token = bearer_token(headers)
         if token and token in self.invalid_tokens:
             raise unauthenticated(token_sent=True)
         if self.required and not token:
-            raise unauthenticated(token_sent=bool(header))
+            raise unauthenticated(token_sent=token is not None)
 
     def check_permission(self, permission: str, resource: str) -> None:
         if permission in self.denied_permissions:

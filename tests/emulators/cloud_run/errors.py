@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..kit import Response
+from ..kit import CloudError
 
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -23,20 +23,20 @@ RPC_CODES = {"OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEAD
 """google.rpc.Code numbers, for ``Operation.error`` and ``TaskAttemptResult.status``."""
 
 
-class GoogleError(Exception):
-    def __init__(self, http_status: int, status: str, message: str, details: list[dict[str, Any]] | None = None):
-        super().__init__(f"{http_status} {status}: {message}")
-        self.http_status, self.status, self.message = http_status, status, message
+class GoogleError(CloudError):
+    """``status`` is the HTTP status, ``code`` the canonical code (``NOT_FOUND``), as in the body."""
+
+    content_type = "application/json; charset=UTF-8"
+
+    def __init__(self, http_status: int, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(http_status, code, message)
         self.details = details or []
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.http_status, "message": self.message, "status": self.status}
+        error: dict[str, Any] = {"code": self.status, "message": self.message, "status": self.code}
         if self.details:
             error["details"] = self.details
         return {"error": error}
-
-    def response(self) -> Response:
-        return Response.json(self.http_status, self.body(), "application/json; charset=UTF-8")
 
 
 def _error_info(reason: str, **metadata: str) -> dict[str, Any]:

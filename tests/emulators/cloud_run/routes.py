@@ -15,6 +15,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 
+from ..kit import match_route
 from .codec import EXECUTION, JOB, OPERATION, TASK
 
 _LOC = r"projects/(?P<project>[^/:]+)/locations/(?P<location>[^/:]+)"
@@ -81,12 +82,9 @@ ROUTES = [
 
 
 def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for route in ROUTES:
-        if route.method == method:
-            found = route.pattern.match(path)
-            if found:
-                return route, found.groupdict()
-    return None
+    """The route and its path ids; None for any path or method the API has not (Google answers 404 to both)."""
+    found = match_route(ROUTES, method, path)
+    return None if found.route is None else (found.route, found.params)
 
 
 def resource_names(ids: dict[str, str]) -> dict[str, str]:

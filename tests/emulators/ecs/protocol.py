@@ -30,7 +30,6 @@ from .handlers import ECS_HANDLERS, LOGS_HANDLERS, Handler
 from .util import mutates
 from .validation import find_issues, validation_message
 
-JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 JSON_WIRE = WireErrors(throttle=throttled, server_error=server_error)
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"
 LOGS_TARGET_PREFIX = "Logs_20140328"
@@ -71,14 +70,15 @@ class JsonProtocol:
         prefix, _, op = (request.headers.get("X-Amz-Target") or "").partition(".")
         if op:
             self._calls.record(op)  # every request, faulted or not
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         try:
-            status, body = 200, self._handle(request, self._services.get(prefix), op)
+            result = self._handle(request, self._services.get(prefix), op)
         except AwsError as exc:
-            status, body = exc.status, exc.body()
+            return exc.response(headers)
         except Exception:  # a bug in the emulator: make it loud, not a silent 500
             self._errors.append(f"{op}: {traceback.format_exc()}")
-            status, body = 500, {"__type": "ServerException", "message": f"Emulator internal error in {op}"}
-        return Response.json(status, body, JSON_CONTENT_TYPE, {"x-amzn-RequestId": str(uuid.uuid4())})
+            return server_error(f"Emulator internal error in {op}").response(headers)
+        return Response.json(200, result, AwsError.content_type, headers)
 
     def _handle(self, request: Request, service: Service | None, op: str) -> dict[str, Any]:
         if request.method != "POST" or request.path != "/":

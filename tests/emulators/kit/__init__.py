@@ -1,6 +1,8 @@
 """The kit every cloud emulator is assembled from (see README.md).
 
-- ``http``: ``Request``, ``Response``, the ``WireProtocol`` interface, ``HttpServer``
+- ``http``: ``Request``, ``Response``, the ``WireProtocol`` interface, ``HttpServer``, ``bearer_token``
+- ``routing``: ``match_route`` over a REST cloud's table of method + path-pattern routes
+- ``errors``: ``CloudError``, the base of each cloud's error (status, code, message, headers; ``response()``)
 - ``faults``: shared ``Faults`` knobs, ``FaultDice``, ``WireErrors``, ``RateLimit``
 - ``calls``: ``CallLog`` (calls per operation, permissions used)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
@@ -11,6 +13,7 @@
 
 from .calls import CallLog
 from .emulator import Emulator, poll_until
+from .errors import CloudError
 from .faults import (
     ACCEPT_THEN_FAIL,
     LOST_RESPONSE,
@@ -21,14 +24,15 @@ from .faults import (
     RateLimit,
     WireErrors,
 )
-from .http import HttpServer, Request, Response, WireProtocol
+from .http import HttpServer, Request, Response, WireProtocol, bearer_token
 from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
+from .routing import RouteMatch, match_route
 from .runs import RunDefaults
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 
 __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
-    "CallLog", "Checker", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "RateLimit", "Request",
-    "ProcessRunner", "Response", "ResponseGuard", "RunDefaults", "StartFailure", "WireErrors", "WireProtocol",
-    "container_environment", "exit_code_of", "poll_until", "summary",
+    "CallLog", "Checker", "CloudError", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "ProcessRunner",
+    "RateLimit", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults", "StartFailure", "WireErrors",
+    "WireProtocol", "bearer_token", "container_environment", "exit_code_of", "match_route", "poll_until", "summary",
 ]

@@ -68,6 +68,17 @@ class Response:
         return cls(status, json.dumps(payload).encode(), {"Content-Type": content_type, **(headers or {})})
 
 
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """What ``Authorization: Bearer <token>`` carries: None without the header, ``""`` for one that
+    is no usable bearer token (another scheme, no token), else the token. For the clouds that
+    authenticate with OAuth tokens (Google, ARM); each decides which of these it refuses and how."""
+    header = headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme == "Bearer" else ""
+
+
 class WireProtocol(Protocol):
     """One cloud's wire format: parse, check, fault, dispatch, answer."""
 
