@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints/test-server.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints/test-server.txt -e '.[aws,postgres,test]'
+	$(BIN)/python -m pip install -q -c constraints/test-server.txt -e '.[aws,gcp,azure,postgres,test]'
 	touch $(STAMP)
 
 setup: $(STAMP)

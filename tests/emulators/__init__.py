@@ -1,1 +1,1 @@
-"""Wire-protocol emulators of external services, used by the test suite."""
+"""Wire-protocol emulators of external services, used by the test suite; ``kit`` is what they share."""

@@ -1,4 +1,4 @@
-"""Injected faults: throttling, 5xx, latency, capacity, start failures, spot, lost responses."""
+"""Injected faults: throttling, 5xx, latency, capacity, start failures, spot, lost responses; permissions."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from botocore.exceptions import (
 )
 
 from tests.emulators.ecs import EcsEmulator, Faults
+from tests.emulators.kit import RateLimit
 from tests.emulators_tests.ecs_helpers import (
     NETWORK,
     NO_RETRY,
     client,
     error,
+    raw_call,
     register,
     run,
     wait_status,
@@ -105,6 +107,15 @@ def test_start_failure(ecs, emu):
     assert wait_status(ecs, run(ecs)["tasks"][0]["taskArn"])[0]["stopCode"] == "EssentialContainerExited"
 
 
+def test_a_bad_emulator_env_value_is_ecs_own_400(ecs):
+    register(ecs, env={"EMULATOR_EXIT_CODE": "x"})
+    with pytest.raises(ClientError) as excinfo:
+        run(ecs)
+    code, message, status = error(excinfo)
+    assert (code, status) == ("InvalidParameterException", 400)
+    assert message.startswith("Emulator: bad EMULATOR_RUN_SECONDS/EMULATOR_EXIT_CODE value: ")
+
+
 def test_spot_interruption(ecs, emu):
     register(ecs, env={"EMULATOR_RUN_SECONDS": "30"})
     emu.faults = Faults(spot_interruptions=1, spot_only=True)
@@ -125,3 +136,37 @@ def test_lost_response_then_retry_with_same_token(ecs, emu):
     assert error(excinfo)[2] == 500 and len(emu.tasks) == 1  # the task did start
     retried = run(ecs, clientToken="retry-me")["tasks"][0]
     assert list(emu.tasks) == [retried["taskArn"]]
+
+
+def test_accept_then_fail_carries_out_a_mutating_call(ecs, emu):
+    register(ecs)
+    emu.faults.accept_then_fail = 1
+    quiet = client(emu, **NO_RETRY)
+    quiet.list_clusters()  # reads do not use it up
+    with pytest.raises(ClientError) as excinfo:
+        quiet.run_task(taskDefinition="flow", launchType="FARGATE", networkConfiguration=NETWORK)
+    assert error(excinfo)[::2] == ("ServerException", 500) and len(emu.tasks) == 1
+    assert emu.faults.accept_then_fail == 0
+
+
+def test_rate_limit_throttles_per_operation(emu):
+    quiet = client(emu, **NO_RETRY)
+    emu.faults = Faults(rate_limits={"ListClusters": RateLimit(per_s=0.001, burst=2)})
+    quiet.list_clusters()
+    quiet.list_clusters()
+    with pytest.raises(ClientError) as excinfo:
+        quiet.list_clusters()
+    assert error(excinfo) == ("ThrottlingException", "Rate exceeded", 400)
+    quiet.describe_clusters()  # its own (unlimited) bucket
+
+
+def test_permissions_record_the_iam_actions_called(emu):
+    client(emu).list_clusters()
+    client(emu, "ec2").describe_vpcs()
+    emu.faults.throttle_rate = 1.0
+    with pytest.raises(ClientError):
+        client(emu, "logs", **NO_RETRY).get_log_events(logGroupName="g", logStreamName="s")
+    raw_call(emu, "AmazonEC2ContainerServiceV20141113.ListClusters", b"{}", sign=False)  # never authorized
+    assert emu.permissions == {"ecs:ListClusters": 1, "ec2:DescribeVpcs": 1, "logs:GetLogEvents": 1}
+    emu.reset_calls()
+    assert emu.permissions == {} and emu.calls == {}

@@ -12,11 +12,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ..kit import RunDefaults
 from . import runtask
 from .clusters import Cluster, ClusterStore
 from .errors import AwsError, invalid_parameter
 from .executor import Executor
-from .faults import FaultDice
+from .faults import EcsFaultDice
 from .lifecycle import Lifecycle, Timings
 from .logs import LogStore
 from .taskdefs import TaskDefinition, TaskDefinitionStore
@@ -34,18 +35,8 @@ class _TokenUse:
     at: float
 
 
-@dataclass
-class RunDefaults:
-    """How a task behaves when not executed and not told otherwise by its env."""
-
-    run_s: float = 0.2
-    exit_code: int = 0
-    run_env: str = "EMULATOR_RUN_SECONDS"
-    exit_env: str = "EMULATOR_EXIT_CODE"
-
-
 class Backend:
-    def __init__(self, region: str, account: str, *, dice: FaultDice, timings: Timings,
+    def __init__(self, region: str, account: str, *, dice: EcsFaultDice, timings: Timings,
                  defaults: RunDefaults, execute: bool, workdir: str, auto_create_log_groups: bool):
         self.region, self.account = region, account
         self.lock = threading.RLock()
@@ -123,12 +114,10 @@ class Backend:
         return {"arn": instance, "reason": self.dice.faults.capacity_failure_reason}
 
     def _plan(self, env: dict[str, str]) -> RunPlan:
-        d = self.defaults
         try:
-            run_s = float(env.get(d.run_env, d.run_s))
-            exit_code = int(env.get(d.exit_env, d.exit_code))
+            run_s, exit_code = self.defaults.plan(env)
         except ValueError as exc:
-            raise invalid_parameter(f"Emulator: bad {d.run_env}/{d.exit_env} value: {exc}") from None
+            raise invalid_parameter(str(exc)) from None
         failure = self.dice.faults.start_failure_reason if self.dice.take("start_failures") else None
         return RunPlan(run_s, exit_code, failure)
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kit import CloudError
 
-class AwsError(Exception):
-    """An error answered to the client as ``{"__type": code, "message": ...}``."""
+
+class AwsError(CloudError):
+    """An error answered to the client as ``{"__type": code, "message": ...}`` (the JSON protocol)."""
+
+    content_type = "application/x-amz-json-1.1"
 
     def __init__(self, code: str, message: str, status: int = 400, **extra: Any):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(status, code, message)
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

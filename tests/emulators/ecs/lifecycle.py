@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .executor import Executor, StartFailure
-from .faults import FaultDice
+from ..kit import StartFailure
+from .executor import Executor
+from .faults import EcsFaultDice
 from .logs import LogStore
 from .tasks import BEFORE_RUNNING, Task
 from .util import random_hex
@@ -40,7 +41,7 @@ def _missing_log_group(group: str) -> str:
 
 
 class Lifecycle:
-    def __init__(self, timings: Timings, dice: FaultDice, logs: LogStore,
+    def __init__(self, timings: Timings, dice: EcsFaultDice, logs: LogStore,
                  executor: Executor | None, auto_create_log_groups: bool):
         self.timings = timings
         self._dice = dice

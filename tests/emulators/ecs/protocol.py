@@ -1,8 +1,9 @@
 """AWS JSON 1.1 request handling, independent of the HTTP server.
 
 Order of checks, as on AWS: SigV4 ``Authorization`` present and scoped to
-our region and the target's service; known ``X-Amz-Target``; then the fault
-knobs; then the body against botocore's input shape; then the operation.
+our region and the target's service; known ``X-Amz-Target`` (whose IAM
+action, ``ecs:RunTask``, goes into the call log's permissions); then the
+fault knobs; then the body against botocore's input shape; then the operation.
 Every response body is checked against the output shape before it leaves,
 so the emulator cannot answer something AWS never would.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import traceback
-from collections import Counter
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +22,15 @@ from typing import Any
 import botocore.session
 from botocore.model import ServiceModel
 
+from ..kit import CallLog, FaultDice, Request, Response, ResponseGuard, WireErrors
+from ..kit.validation import TYPE
 from .backend import Backend
 from .errors import AwsError, server_error, throttled
-from .faults import FaultDice
 from .handlers import ECS_HANDLERS, LOGS_HANDLERS, Handler
+from .util import mutates
 from .validation import find_issues, validation_message
 
+JSON_WIRE = WireErrors(throttle=throttled, server_error=server_error)
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"
 LOGS_TARGET_PREFIX = "Logs_20140328"
 _CREDENTIAL = re.compile(r"Credential=[^/,\s]+/\d{8}/(?P<region>[^/,\s]+)/(?P<service>[^/,\s]+)/aws4_request")
@@ -51,38 +54,42 @@ def _load_services() -> dict[str, Service]:
     }
 
 
-class Protocol:
-    def __init__(self, backend: Backend, dice: FaultDice, calls: Counter, calls_lock: threading.Lock,
-                 errors: list[str], validate_responses: bool = True):
+class JsonProtocol:
+    """ECS and Logs on one endpoint, told apart by the ``X-Amz-Target`` prefix."""
+
+    def __init__(self, backend: Backend, dice: FaultDice, calls: CallLog, errors: list[str],
+                 validate_responses: bool = True):
         self._backend = backend
         self._dice = dice
-        self._calls, self._calls_lock = calls, calls_lock
+        self._calls = calls
         self._errors = errors
-        self._validate_responses = validate_responses
+        self._guard = ResponseGuard(find_issues, errors, enabled=validate_responses, describe=validation_message)
         self._services = _load_services()
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, dict]:
-        prefix, _, op = (headers.get("X-Amz-Target") or "").partition(".")
+    def handle(self, request: Request) -> Response:
+        prefix, _, op = (request.headers.get("X-Amz-Target") or "").partition(".")
         if op:
-            with self._calls_lock:
-                self._calls[op] += 1  # every request, faulted or not
+            self._calls.record(op)  # every request, faulted or not
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
         try:
-            return 200, self._handle(method, path, headers, raw, self._services.get(prefix), op)
+            result = self._handle(request, self._services.get(prefix), op)
         except AwsError as exc:
-            return exc.status, exc.body()
+            return exc.response(headers)
         except Exception:  # a bug in the emulator: make it loud, not a silent 500
             self._errors.append(f"{op}: {traceback.format_exc()}")
-            return 500, {"__type": "ServerException", "message": f"Emulator internal error in {op}"}
+            return server_error(f"Emulator internal error in {op}").response(headers)
+        return Response.json(200, result, AwsError.content_type, headers)
 
-    def _handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes,
-                service: Service | None, op: str) -> dict[str, Any]:
-        if method != "POST" or path.split("?")[0] != "/":
-            raise AwsError("UnknownOperationException", f"{method} {path} is not an operation", 404)
-        self._check_auth(headers, service)
+    def _handle(self, request: Request, service: Service | None, op: str) -> dict[str, Any]:
+        if request.method != "POST" or request.path != "/":
+            raise AwsError("UnknownOperationException", f"{request.method} {request.target} is not an operation",
+                           404)
+        self._check_auth(request.headers, service)
         if service is None or op not in service.model.operation_names:
-            raise AwsError("UnknownOperationException", f"Unknown operation: {headers.get('X-Amz-Target')}")
-        self._dice.apply(op, throttled, server_error)
-        params = self._parse(raw)
+            raise AwsError("UnknownOperationException", f"Unknown operation: {request.headers.get('X-Amz-Target')}")
+        self._calls.record_permission(f"{service.signing_name}:{op}")  # the IAM action AWS would authorize
+        self._dice.before_call(op, JSON_WIRE)
+        params = self._parse(request.body)
         operation = service.model.operation_model(op)
         self._validate(operation.input_shape, params, service)
         handler = service.handlers.get(op)
@@ -91,9 +98,9 @@ class Protocol:
         with self._backend.lock:
             self._backend.tick()
             result = handler(self._backend, params)
-        if self._dice.take("lost_responses", op):
-            raise server_error()
-        self._check_response(op, operation.output_shape, result)
+        self._dice.after_call(op, JSON_WIRE, mutating=mutates(op))
+        if self._guard.broken(op, operation.output_shape, result):
+            raise AwsError("EmulatorInvalidResponse", f"{op} response breaks its output shape", 500)
         return result
 
     def _check_auth(self, headers: Mapping[str, str], service: Service | None) -> None:
@@ -127,16 +134,8 @@ class Protocol:
     @staticmethod
     def _validate(shape, params: dict[str, Any], service: Service) -> None:
         issues = find_issues(shape, params)
-        wrong_types = [i for i in issues if i.kind == "type"]
+        wrong_types = [i for i in issues if i.kind == TYPE]
         if wrong_types:
             raise AwsError("SerializationException", "; ".join(i.message for i in wrong_types))
         if issues:
             raise AwsError(service.validation_code, validation_message(issues))
-
-    def _check_response(self, op: str, shape, result: dict[str, Any]) -> None:
-        if not self._validate_responses:
-            return
-        issues = find_issues(shape, result)
-        if issues:
-            self._errors.append(f"{op} response breaks its output shape: {validation_message(issues)}")
-            raise AwsError("EmulatorInvalidResponse", f"{op} response breaks its output shape", 500)

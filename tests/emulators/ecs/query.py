@@ -22,10 +22,8 @@ with ``requestId`` and members named by ``locationName``, list items as
 from __future__ import annotations
 
 import re
-import threading
 import traceback
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -36,14 +34,19 @@ from xml.sax.saxutils import escape
 import botocore.session
 from botocore.model import ServiceModel, Shape
 
+from ..kit import CallLog, FaultDice, Request, Response, ResponseGuard, WireErrors
 from .ec2 import EC2_HANDLERS, Ec2
 from .errors import AwsError
-from .faults import FaultDice
 from .protocol import _CREDENTIAL
+from .util import mutates
 from .validation import find_issues
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 XML_CONTENT_TYPE = "text/xml;charset=UTF-8"
+QUERY_WIRE = WireErrors(
+    throttle=lambda: AwsError("RequestLimitExceeded", "Request limit exceeded.", 503),
+    server_error=lambda: AwsError("InternalError", "An internal error has occurred", 500),
+)
 
 
 @lru_cache(maxsize=1)
@@ -51,12 +54,12 @@ def _ec2_model() -> ServiceModel:
     return botocore.session.get_session().get_service_model("ec2")
 
 
-def is_query_request(method: str, path: str, headers: Mapping[str, str]) -> bool:
+def is_query_request(request: Request) -> bool:
     """A query-protocol call: no ``X-Amz-Target``, and a form body (or ``?Action=`` on a GET)."""
-    if headers.get("X-Amz-Target"):
+    if request.headers.get("X-Amz-Target"):
         return False
-    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    return content_type == FORM_CONTENT_TYPE or (method == "GET" and "Action=" in path.partition("?")[2])
+    content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type == FORM_CONTENT_TYPE or (request.method == "GET" and "Action=" in request.query)
 
 
 # -- form fields → shape ---------------------------------------------------------------------
@@ -197,48 +200,36 @@ def error_xml(code: str, message: str, request_id: str) -> bytes:
 class QueryProtocol:
     """Serves EC2's query API from ``Ec2`` state; same fault dice, call counter and error list as ECS."""
 
-    def __init__(self, ec2: Ec2, region: str, dice: FaultDice, calls: Counter, calls_lock: threading.Lock,
-                 errors: list[str], validate_responses: bool = True):
+    def __init__(self, ec2: Ec2, region: str, dice: FaultDice, calls: CallLog, errors: list[str],
+                 validate_responses: bool = True):
         self._ec2, self._region, self._dice = ec2, region, dice
-        self._calls, self._calls_lock, self._errors = calls, calls_lock, errors
-        self._validate_responses = validate_responses
+        self._calls, self._errors = calls, errors
+        self._guard = ResponseGuard(find_issues, errors, enabled=validate_responses)
         self._model = _ec2_model()
 
-    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> tuple[int, bytes]:
+    def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
-        query = path.partition("?")[2] if method == "GET" else raw.decode("utf-8", "replace")
+        query = request.query if request.method == "GET" else request.body.decode("utf-8", "replace")
         fields = dict(parse_qsl(query, keep_blank_values=True))
         op = fields.pop("Action", "")
         if op:
-            with self._calls_lock:
-                self._calls[op] += 1  # every request, faulted or not
+            self._calls.record(op)  # every request, faulted or not
         try:
-            return 200, self._handle(method, path, headers, fields, op, request_id)
+            status, body = 200, self._handle(request, fields, op, request_id)
         except AwsError as exc:
-            return exc.status, error_xml(exc.code, exc.message, request_id)
+            status, body = exc.status, error_xml(exc.code, exc.message, request_id)
         except Exception:  # a bug in the emulator: make it loud, not a silent 500
             self._errors.append(f"{op}: {traceback.format_exc()}")
-            return 500, error_xml("InternalError", f"Emulator internal error in {op}", request_id)
+            status, body = 500, error_xml("InternalError", f"Emulator internal error in {op}", request_id)
+        return Response(status, body, {"Content-Type": XML_CONTENT_TYPE, "x-amzn-RequestId": request_id})
 
-    def _handle(self, method: str, path: str, headers: Mapping[str, str], fields: dict[str, str], op: str,
-                request_id: str) -> bytes:
-        if method not in ("GET", "POST") or path.split("?")[0] != "/":
-            raise AwsError("InvalidAction", f"{method} {path} is not an operation")
-        self._check_auth(headers)
-        version = fields.pop("Version", None)
-        if not op:
-            raise AwsError("MissingAction", "The request must contain the parameter Action")
-        if op not in self._model.operation_names:
-            raise AwsError("InvalidAction", f"The action {op} is not valid for this web service.")
-        if version is None:
-            raise AwsError("MissingParameter", "The request must contain the parameter Version")
-        if version != self._model.metadata["apiVersion"]:
-            raise AwsError("NoSuchVersion", f"The requested version ({version}) of service AmazonEC2 does not exist")
-        self._dice.apply(
-            op,
-            throttled=lambda: AwsError("RequestLimitExceeded", "Request limit exceeded.", 503),
-            server_error=lambda: AwsError("InternalError", "An internal error has occurred", 500),
-        )
+    def _handle(self, request: Request, fields: dict[str, str], op: str, request_id: str) -> bytes:
+        if request.method not in ("GET", "POST") or request.path != "/":
+            raise AwsError("InvalidAction", f"{request.method} {request.target} is not an operation")
+        self._check_auth(request.headers)
+        self._check_action(op, fields.pop("Version", None))
+        self._calls.record_permission(f"ec2:{op}")  # the IAM action AWS would authorize
+        self._dice.before_call(op, QUERY_WIRE)
         operation = self._model.operation_model(op)
         params = decode(operation.input_shape, _tree(fields)) if operation.input_shape is not None else {}
         self._validate(operation.input_shape, params)
@@ -247,11 +238,21 @@ class QueryProtocol:
             raise AwsError("UnsupportedOperation", f"The EC2 emulator does not implement {op}.")
         with self._ec2.lock:
             result = handler(self._ec2, params)
-        if self._dice.take("lost_responses", op):
-            raise AwsError("InternalError", "An internal error has occurred", 500)
-        self._check_response(op, operation.output_shape, result)
+        self._dice.after_call(op, QUERY_WIRE, mutating=mutates(op))
+        if self._guard.broken(op, operation.output_shape, result):
+            raise AwsError("InternalError", f"Emulator: {op} response breaks its output shape", 500)
         xmlns = self._model.metadata["xmlNamespace"].rstrip("/") + "/"
         return response_xml(op, operation.output_shape, result, request_id, xmlns)
+
+    def _check_action(self, op: str, version: str | None) -> None:
+        if not op:
+            raise AwsError("MissingAction", "The request must contain the parameter Action")
+        if op not in self._model.operation_names:
+            raise AwsError("InvalidAction", f"The action {op} is not valid for this web service.")
+        if version is None:
+            raise AwsError("MissingParameter", "The request must contain the parameter Version")
+        if version != self._model.metadata["apiVersion"]:
+            raise AwsError("NoSuchVersion", f"The requested version ({version}) of service AmazonEC2 does not exist")
 
     def _check_auth(self, headers: Mapping[str, str]) -> None:
         auth = headers.get("Authorization")
@@ -276,11 +277,3 @@ class QueryProtocol:
             if issue.message.endswith("Member must not be null"):
                 raise AwsError("MissingParameter", f"The request must contain the parameter {issue.path}")
             raise AwsError("InvalidParameterValue", issue.message)
-
-    def _check_response(self, op: str, shape: Shape | None, result: dict[str, Any]) -> None:
-        if not self._validate_responses:
-            return
-        issues = find_issues(shape, result)
-        if issues:
-            self._errors.append(f"{op} response breaks its output shape: {'; '.join(i.message for i in issues)}")
-            raise AwsError("InternalError", f"Emulator: {op} response breaks its output shape", 500)

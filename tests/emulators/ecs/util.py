@@ -82,3 +82,8 @@ def check_tags(tags: list[dict] | None) -> None:
         raise invalid_parameter("Tag keys must be unique.")
     if any(k.lower().startswith("aws:") for k in keys):
         raise invalid_parameter("Tag keys with the prefix 'aws:' are reserved for AWS use.")
+
+
+def mutates(op: str) -> bool:
+    """Whether an AWS operation changes state (what accept-then-fail faults target)."""
+    return not op.startswith(("Describe", "List", "Get"))

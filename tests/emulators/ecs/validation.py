@@ -1,4 +1,4 @@
-"""Check JSON values against botocore's service model, like AWS's front end.
+"""The AWS checker for the kit's validation harness: JSON values against botocore's service model.
 
 Real AWS validates every request against the same Smithy model botocore ships:
 a JSON value of the wrong type is a ``SerializationException``; a missing
@@ -8,18 +8,20 @@ validation error whose message reads
 satisfy constraint: Member must ...``. We also reject members the model does
 not know (AWS would mostly ignore them) because they always mean a bug in the
 caller. The same walker checks the emulator's own responses against output
-shapes, so a response botocore could not have come from AWS is caught.
+shapes (through the kit's ``ResponseGuard``), so a response botocore could
+not have come from AWS is caught. ``find_issues`` is the kit's ``Checker``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from botocore.model import Shape
+
+from ..kit.validation import CONSTRAINT, TYPE, Issue
 
 try:  # the ``regex`` module understands the \p{L} classes AWS patterns use
     import regex as _regex
@@ -41,15 +43,6 @@ _PY_TYPES = {
     "map": (dict,),
     "list": (list,),
 }
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem found; ``kind`` is "type" (SerializationException) or "constraint"."""
-
-    kind: str
-    path: str
-    message: str
 
 
 @cache
@@ -80,7 +73,7 @@ class _Walker:
 
     def constraint(self, shape: Shape, value: Any, path: str, rule: str) -> None:
         msg = f"{_shown(shape, value)} at '{path}' failed to satisfy constraint: {rule}"
-        self.issues.append(Issue("constraint", path, msg))
+        self.issues.append(Issue(CONSTRAINT, path, msg))
 
     def check(self, shape: Shape, value: Any, path: str) -> None:
         if shape.type_name == "structure" and shape.metadata.get("document"):
@@ -93,7 +86,7 @@ class _Walker:
         if wrong_type:
             got = type(value).__name__
             msg = f"Unexpected {got} at '{path or '$'}': {shape.name} must be a {shape.type_name}"
-            self.issues.append(Issue("type", path, msg))
+            self.issues.append(Issue(TYPE, path, msg))
             return
         getattr(self, "_" + shape.type_name, lambda *a: None)(shape, value, path)
 
@@ -103,7 +96,7 @@ class _Walker:
             sub = _join(path, name)
             if member is None:
                 msg = f"Unknown member '{sub}': {shape.name} has no member named '{name}'"
-                self.issues.append(Issue("constraint", sub, msg))
+                self.issues.append(Issue(CONSTRAINT, sub, msg))
             elif item is not None:  # JSON null means "absent" to AWS
                 self.check(member, item, sub)
         for name in shape.required_members:
@@ -113,7 +106,7 @@ class _Walker:
             present = [n for n, v in value.items() if v is not None]
             if len(present) != 1:
                 msg = f"Union '{path}' ({shape.name}) must have exactly one member set, got {present}"
-                self.issues.append(Issue("constraint", path, msg))
+                self.issues.append(Issue(CONSTRAINT, path, msg))
 
     def _list(self, shape: Shape, value: list, path: str) -> None:
         self._length(shape, value, path)
@@ -143,7 +136,7 @@ class _Walker:
         lo, hi = _INT_RANGES[shape.type_name]
         if not lo <= value <= hi:
             msg = f"Number {value} at '{path}' is out of range for {shape.type_name}"
-            self.issues.append(Issue("type", path, msg))
+            self.issues.append(Issue(TYPE, path, msg))
             return
         self._range(shape, value, path)
 
@@ -151,7 +144,7 @@ class _Walker:
 
     def _double(self, shape: Shape, value: float, path: str) -> None:
         if isinstance(value, float) and not math.isfinite(value):
-            self.issues.append(Issue("type", path, f"Non-finite number at '{path}'"))
+            self.issues.append(Issue(TYPE, path, f"Non-finite number at '{path}'"))
             return
         self._range(shape, value, path)
 
@@ -175,7 +168,7 @@ class _Walker:
 def find_issues(shape: Shape | None, value: Any) -> list[Issue]:
     """Every way ``value`` breaks ``shape`` (an operation with no shape takes ``{}``)."""
     if shape is None:
-        return [] if value in ({}, None) else [Issue("constraint", "", "Operation takes no input")]
+        return [] if value in ({}, None) else [Issue(CONSTRAINT, "", "Operation takes no input")]
     walker = _Walker()
     walker.check(shape, value, "")
     return walker.issues
