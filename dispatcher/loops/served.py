@@ -101,9 +101,8 @@ class TrackedRun:
             return not is_in_process_retry(flow_run)
         if flow_run.infrastructure_pid and flow_run.infrastructure_pid != self.infrastructure_id:
             return True
-        legacy = self.attempt.attempt_id == self.attempt.flow_run_id
-        return (state is not None and state.type.value == "PENDING" and not legacy
-                and state.id != self.attempt.attempt_id and flow_run.infrastructure_pid != self.infrastructure_id)
+        legacy = self.attempt.attempt_id == self.attempt.flow_run_id  # its claim's state id is unknown
+        return state is not None and state.type.value == "PENDING" and not legacy and state.id != self.attempt.attempt_id
 
 
 def is_in_process_retry(flow_run: FlowRun) -> bool:

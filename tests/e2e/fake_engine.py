@@ -6,7 +6,7 @@ This script does what the engine does at the API level (Running, then
 Completed) with plain HTTP, and records that it started, so tests can count
 how many times each run's infrastructure was started.
 
-Usage (as the job's command): python tests/e2e/fake_engine.py STARTS_FILE [SECONDS]
+Usage (as the job's command): python tests/e2e/fake_engine.py STARTS_FILE [SECONDS [FINAL_STATE_TYPE]]
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ def propose(client: httpx.Client, run_id: str, state_type: str) -> None:
 
 def main() -> int:
     starts_file, seconds = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
+    final = sys.argv[3] if len(sys.argv) > 3 else "COMPLETED"
     run_id = os.environ["PREFECT__FLOW_RUN_ID"]
     with open(starts_file, "a") as f:  # O_APPEND: lines from concurrent processes do not interleave
         f.write(run_id + "\n")
     with httpx.Client(base_url=os.environ["PREFECT_API_URL"], timeout=30) as client:
         propose(client, run_id, "RUNNING")
         time.sleep(seconds)
-        propose(client, run_id, "COMPLETED")
+        propose(client, run_id, final)
     print(json.dumps({"run": run_id, "done": True}))
     return 0
 

@@ -18,8 +18,8 @@ from dispatcher.loops.decisions import TERMINAL
 FAKE_ENGINE = Path(__file__).resolve().parent / "fake_engine.py"
 
 
-def fake_engine_command(starts_file: Path, seconds: float = 0.0) -> str:
-    return f"{sys.executable} {FAKE_ENGINE} {starts_file} {seconds}"
+def fake_engine_command(starts_file: Path, seconds: float = 0.0, final: str = "COMPLETED") -> str:
+    return f"{sys.executable} {FAKE_ENGINE} {starts_file} {seconds} {final}"
 
 
 async def read_runs(client: PrefectClient, ids: Iterable[UUID]) -> dict[UUID, FlowRun]:

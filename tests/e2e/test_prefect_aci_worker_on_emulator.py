@@ -35,7 +35,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 from prefect_azure.credentials import AzureContainerInstanceCredentials  # noqa: E402
 from prefect_azure.workers.container_instance import AzureContainerWorker  # noqa: E402
 
-from dispatcher.examples.deploy import deploy_example  # noqa: E402
+from dispatcher.demo.examples.deploy import deploy_example  # noqa: E402
 from tests.e2e.helpers import is_final, wait_until  # noqa: E402
 from tests.emulators.aci import AciEmulator, StaticTokenCredential, Timings, client_kwargs  # noqa: E402
 

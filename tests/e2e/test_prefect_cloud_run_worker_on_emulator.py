@@ -40,7 +40,7 @@ from prefect_gcp import GcpCredentials  # noqa: E402
 from prefect_gcp.workers import cloud_run_v2  # noqa: E402
 from prefect_gcp.workers.cloud_run_v2 import CloudRunWorkerV2  # noqa: E402
 
-from dispatcher.examples.deploy import deploy_example  # noqa: E402
+from dispatcher.demo.examples.deploy import deploy_example  # noqa: E402
 from tests.e2e.helpers import is_final, wait_until  # noqa: E402
 from tests.emulators.cloud_run import CloudRunEmulator, Faults  # noqa: E402
 

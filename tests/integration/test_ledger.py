@@ -12,16 +12,13 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
-import pytest_asyncio
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from dispatcher.ledger import AttemptRef, Ledger, LedgerError, UsageRow
-from tests.postgres import in_own_loop
+from tests.integration.conftest import OpenLedger
+from tests.integration.conftest import alembic_versions as _alembic_versions
+from tests.integration.conftest import run_sql as _run_sql
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,50 +26,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
 T0 = datetime(2026, 1, 31, 23, 50, tzinfo=UTC)
 
-OpenLedger = Callable[[], Awaitable[Ledger]]
 
 
 def A(run: str) -> AttemptRef:  # noqa: N802 - reads like the row it names
     """The run's first attempt, with the attempt id a pre-attempts ledger gives it (the flow run id)."""
     return AttemptRef(flow_run_id=run, attempt_id=run)
-
-
-async def _run_sql(dsn: str, sql: str) -> list[Any]:
-    engine = create_async_engine(dsn, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            result = await connection.execute(text(sql))
-            return [tuple(row) for row in result] if result.returns_rows else []
-    finally:
-        await engine.dispose()
-
-
-async def _alembic_versions(dsn: str) -> list[str]:
-    return [row[0] for row in await _run_sql(dsn, "SELECT version_num FROM alembic_version")]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        # Nested directory: Ledger.open must create it.
-        return f"sqlite+aiosqlite:///{tmp_path / 'state' / 'ledger.db'}"
-    database = request.getfixturevalue("postgres_database")
-    in_own_loop(_run_sql(database, "DROP TABLE IF EXISTS runs, alembic_version"))
-    return database
-
-
-@pytest_asyncio.fixture
-async def open_ledger(dsn: str) -> AsyncIterator[OpenLedger]:
-    opened: list[Ledger] = []
-
-    async def _open() -> Ledger:
-        ledger = await Ledger.open(dsn)
-        opened.append(ledger)
-        return ledger
-
-    yield _open
-    for ledger in opened:
-        await ledger.close()
 
 
 async def _submitted(ledger: Ledger, run: str, workspace: str = "acme") -> None:

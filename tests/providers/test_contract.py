@@ -84,6 +84,20 @@ async def test_find_returns_what_submit_started_and_starts_nothing(harness: Prov
     assert harness.started_count() == 1
 
 
+async def test_each_attempt_of_a_run_gets_its_own_infrastructure(harness: ProviderHarness) -> None:
+    """A retry from Prefect is a new attempt of the same flow run: new infrastructure, found by its own attempt."""
+    first = harness.request(exiting_command(sleep_s=0.2))
+    second = harness.request(exiting_command(sleep_s=0.2), flow_run_id=first.flow_run_id)
+    one = await harness.provider.submit(first)
+    await wait_for(harness, harness.ref(first, one), InfraPhase.EXITED)
+    two = await harness.provider.submit(second)
+    assert two.infrastructure_id != one.infrastructure_id and two.created
+    assert (await harness.provider.find(first)).infrastructure_id == one.infrastructure_id
+    assert (await harness.provider.find(second)).infrastructure_id == two.infrastructure_id
+    assert (await harness.provider.submit(second)).infrastructure_id == two.infrastructure_id  # still idempotent
+    assert harness.started_count() == 2
+
+
 @pytest.mark.parametrize("exit_code", [0, 3])
 async def test_exit_code_and_timestamps(harness: ProviderHarness, exit_code: int) -> None:
     before = datetime.now(timezone.utc)

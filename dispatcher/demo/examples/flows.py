@@ -29,3 +29,13 @@ def sleeps(seconds: float = 300.0) -> None:
     while time.monotonic() < deadline:
         logger.info("still sleeping")
         time.sleep(1.0)
+
+
+@flow(retries=1, retry_delay_seconds=3)
+def flaky() -> str:
+    """Fails its first run and succeeds on the engine's own retry (``retries=1``), on the same infrastructure."""
+    from prefect.runtime import flow_run
+
+    if flow_run.run_count <= 1:
+        raise RuntimeError("first run fails on purpose")
+    return "second run succeeded"
