@@ -212,6 +212,15 @@ class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
         [] means there is nothing to verify beyond the settings model.
         """
         return []
+
+    def submit_backlog_s(self) -> float:
+        """Seconds a submission asked for now would wait for the cloud's quota (client-side pacing).
+
+        The dispatcher does not claim a run while this exceeds its claim horizon, so runs it
+        cannot start soon stay SCHEDULED, free for another replica. 0: no pacing here.
+        """
+        return 0.0
+
     async def housekeeping(self) -> None:
         """Periodic clean-up the dispatcher calls every minute or so (e.g. deleting old run records).
 

@@ -171,6 +171,11 @@ class LoopConfig(BaseModel):
         default=120.0, gt=0,
         description="After asking infrastructure to stop, how long to wait before forcing the state.",
     )
+    claim_horizon_s: float = Field(
+        default=30.0, gt=0,
+        description="A run is claimed only if its provider could submit it within this many seconds (quota pacing); "
+        "later ones stay Scheduled, free for another replica.",
+    )
     provider_call_deadline_s: float = Field(
         default=60.0, gt=0, description="Deadline of one provider stop or lookup, retries included."
     )

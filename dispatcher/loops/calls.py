@@ -58,6 +58,9 @@ class ProviderCalls:
     def resources(self, configuration: BaseJobConfiguration) -> ResourceRequest:
         return self.provider.resources(configuration)
 
+    def submit_backlog_s(self) -> float:
+        return self.provider.submit_backlog_s()
+
     # -- cloud calls ------------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:

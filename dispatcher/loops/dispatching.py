@@ -57,8 +57,8 @@ class Dispatching:
             if delay > 0:
                 await asyncio.sleep(delay)
             async with self._slots:
-                if self._stopping:
-                    return
+                if self._stopping or pool.provider.submit_backlog_s() > self.loop.claim_horizon_s:
+                    return  # not claimed: it stays SCHEDULED for the next poll, or another replica
                 # None (refused, or too early by Prefect's clock) leaves the run to the next poll.
                 attempt = await self.submitter.claim(flow_run, pool)
                 if attempt is not None:

@@ -127,3 +127,21 @@ async def test_events_websocket_wakes_the_poller_for_ad_hoc_runs(prefect_api_url
         run = await prefect_client.create_flow_run_from_deployment(deployment_id)
         claimed = await wait_until(prefect_client, [run.id], lambda r: r.state.type.value != "SCHEDULED", timeout_s=10)
     assert claimed[run.id].state.type.value in ("PENDING", "RUNNING", "COMPLETED")
+
+
+async def test_runs_the_provider_cannot_start_soon_are_not_claimed(prefect_api_url, prefect_client, local_pool, tmp_path, monkeypatch):
+    """A provider whose quota pacing says a submission would wait past the claim horizon: the run
+    stays SCHEDULED (free for another replica) until the provider can take it."""
+    from prefect.client.schemas.objects import StateType
+
+    from tests.e2e.helpers import is_final, read_runs, wait_until
+
+    backlog = {"s": 120.0}
+    monkeypatch.setattr(LocalProvider, "submit_backlog_s", lambda self: backlog["s"])
+    run = await prefect_client.create_flow_run_from_deployment(await deploy_example(prefect_client, "hello", local_pool))
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
+        await asyncio.sleep(2)  # ten polls
+        assert (await read_runs(prefect_client, [run.id]))[run.id].state.type == StateType.SCHEDULED
+        backlog["s"] = 0.0
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=90)
+    assert runs[run.id].state.name == "Completed"
