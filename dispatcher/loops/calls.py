@@ -23,6 +23,7 @@ from providers.base import (
     InfraStatus,
     Provider,
     ResourceRequest,
+    SettingsFinding,
     RunRef,
     Submission,
     SubmitRequest,
@@ -83,6 +84,9 @@ class ProviderCalls:
             return await self._call("last_log_lines", lambda: self.provider.last_log_lines(run, limit), LOG_TAIL_DEADLINE_S)
         except ProviderError:
             return []
+
+    async def check_settings(self) -> list[SettingsFinding]:
+        return await self._call("check_settings", self.provider.check_settings, self.loop.provider_call_deadline_s)
 
     async def housekeeping(self) -> None:
         await self._call("housekeeping", self.provider.housekeeping, self.loop.provider_call_deadline_s)

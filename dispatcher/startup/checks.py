@@ -40,7 +40,7 @@ async def run_checks(config: DispatcherConfig, timeout_s: float) -> list[Finding
     for ws in config.workspaces:
         findings += await _check_workspace(config, ws, timeout_s, kinds)
     findings.append(await _check_ledger(config.ledger_dsn, timeout_s))
-    providers = ProviderSet(config.providers)  # the providers exactly as serve builds them
+    providers = ProviderSet(config.providers, config.loop)  # the providers exactly as serve builds them
     try:
         for kind in sorted(kinds):
             findings += await _check_provider(providers, kind)

@@ -107,7 +107,7 @@ def test_example_configuration_is_valid(monkeypatch):
     assert [p.name for p in config.workspaces[0].pools] == ["ecs-prod", "managed"]
     from dispatcher.service import ProviderSet
 
-    providers = ProviderSet(config.providers)
+    providers = ProviderSet(config.providers, config.loop)
     for kind in config.providers:
         providers.get(kind)  # each provider's settings model accepts its section
 

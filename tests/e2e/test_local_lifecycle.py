@@ -181,25 +181,3 @@ async def test_the_workspace_api_key_never_reaches_logs_or_states(prefect_api_ur
     for flow_run in runs.values():
         for state in await prefect_client.read_flow_run_states(flow_run.id):
             assert key not in (state.message or "")
-
-
-async def test_rerunning_a_finished_flow_run_is_refused_plainly(prefect_api_url, prefect_client, local_pool, tmp_path):
-    """The UI's Retry sets a finished run back to Scheduled; the dispatcher says it cannot run it twice yet."""
-    from prefect.states import Scheduled
-
-    run = await _one_run(prefect_client, local_pool, "fails")
-    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
-        await wait_until(prefect_client, [run.id], is_final, timeout_s=90)
-        import asyncio
-        for _ in range(40):  # the first attempt is metered before it is retried
-            row = await _ledger_row(tmp_path, run.id)
-            if row and row.metered_at:
-                break
-            await asyncio.sleep(0.25)
-        await prefect_client.set_flow_run_state(run.id, Scheduled(), force=True)
-        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
-    state = runs[run.id].state
-    assert state.name == "RerunNotSupported"
-    assert "already ran on" in state.message and "start a new run" in state.message
-    row = await _ledger_row(tmp_path, run.id)
-    assert row.final_state == "Failed" and row.billed_minutes == 1  # the first attempt's record is untouched

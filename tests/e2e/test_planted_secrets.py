@@ -132,7 +132,7 @@ async def test_a_restarted_dispatcher_knows_the_secrets_of_runs_it_adopts(prefec
     async with running_dispatcher(config):
         await wait_until(prefect_client, [run.id], lambda r: bool(r.infrastructure_pid), timeout_s=60)
     async with running_dispatcher(config) as restarted:  # recovery adopts the run before it reports healthy
-        adopted = restarted.workspaces[0].watcher.tracked[run.id]
+        [adopted] = [r for r in restarted.workspaces[0].inflight.watched() if r.flow_run_id == run.id]
         assert set(planted.values()) <= set(adopted.secrets.revealed())
         release.touch()
         runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=60)

@@ -110,7 +110,7 @@ async def test_one_dispatcher_serves_several_workspaces_and_meters_each(prefect_
                 if not await ledger.unmetered():
                     break
                 await asyncio.sleep(0.25)
-            usage = {row.workspace: row.runs for row in await ledger.usage()}
+            usage = {row.workspace: row.attempts for row in await ledger.usage()}
         finally:
             await ledger.close()
     assert {r.state.name for r in runs.values()} == {"Completed"}

@@ -15,7 +15,6 @@ import yaml
 
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
-from dispatcher.prefect.api import Proposal
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import fake_engine_command, is_final, read_runs, wait_until
 
@@ -40,7 +39,7 @@ async def _assert_metered_once(dsn: str, ids: list) -> None:
         assert all(r is not None and r.metered_at is not None for r in rows), [(r.flow_run_id, r.infrastructure_id, r.claimed_at, r.submitted_at) for r in rows if not r or not r.metered_at][:3]
         assert {r.billed_minutes for r in rows} == {1}
         usage = await ledger.usage()
-        assert sum(u.runs for u in usage) == len(ids)
+        assert sum(u.flow_runs for u in usage) == sum(u.attempts for u in usage) == len(ids)
     finally:
         await ledger.close()
 
@@ -66,9 +65,9 @@ def _count_claims(monkeypatch, counts: collections.Counter) -> None:
     original = Submitter.claim
 
     async def claim(self, flow_run, pool):
-        outcome = await original(self, flow_run, pool)
-        counts[(self.workspace.worker_name, outcome)] += 1
-        return outcome
+        attempt = await original(self, flow_run, pool)
+        counts[(self.prefect.worker_name, "claimed" if attempt else "not claimed")] += 1
+        return attempt
 
     monkeypatch.setattr(Submitter, "claim", claim)
 
@@ -90,7 +89,7 @@ async def test_two_replicas_start_each_of_50_runs_exactly_once(prefect_api_url, 
     assert {r.state.name for r in runs.values()} == {"Completed"}, [r.state.message for r in runs.values() if r.state.name != "Completed"][:3]
     counts = _starts(starts)
     assert len(counts) == 50 and set(counts.values()) == {1}, counts.most_common(3)
-    assert claims[("replica-a", Proposal.ACCEPTED)] + claims[("replica-b", Proposal.ACCEPTED)] == 50, claims
+    assert claims[("replica-a", "claimed")] + claims[("replica-b", "claimed")] == 50, claims
     await _assert_metered_once(config_a.ledger_dsn, ids)
 
 

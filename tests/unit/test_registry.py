@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from dispatcher.config import ConfigError, PoolConfig, WorkspaceConfig, load_config
+from dispatcher.config import LoopConfig, ConfigError, PoolConfig, WorkspaceConfig, load_config
 from dispatcher.service import ProviderSet
 from dispatcher.startup.errors import StartupError
 from dispatcher.startup.preflight import read_push_pool, served_provider_kind
@@ -223,7 +223,7 @@ async def test_serve_and_check_refuse_pools_of_a_template_only_cloud(grid_regist
             served_provider_kind(WS, pool, work_pool, managed_provider)
         assert caught.value.lines == [refusal.format(work_pool.type)]
     with pytest.raises(registry.ProviderNotAvailable):
-        ProviderSet({}).get("grid")
+        ProviderSet({}, LoopConfig()).get("grid")
 
 
 def test_a_settings_section_for_a_template_only_cloud_is_refused(grid_registry, tmp_path: Path):
