@@ -7,7 +7,6 @@ stay out of it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from dispatcher.config.file import ConfigError, ConfigSource, Loc, Problem, read_config_file
 from dispatcher.config.problems import duplicate_names, file_order, unknown_keys, validation_problems
 from providers import registry
+from providers.paths import STATE_HOME
 
 __all__ = ["ConfigError", "DispatcherConfig", "Limits", "LoopConfig", "PoolConfig", "ServiceConfig",
            "WorkspaceConfig", "load_config"]
 
-DEFAULT_STATE_DIR = Path(os.environ.get("DISPATCHER_STATE_DIR", "~/.local/state/prefect-push-dispatcher")).expanduser()
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def default_ledger_dsn() -> str:
-    return f"sqlite+aiosqlite:///{DEFAULT_STATE_DIR / 'ledger.db'}"
+    return f"sqlite+aiosqlite:///{STATE_HOME / 'ledger.db'}"
 
 
 def _known_provider(kind: str) -> str:

@@ -9,7 +9,7 @@ instead of reaching into the loops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from uuid import UUID
 
 from dispatcher import metrics
@@ -86,9 +86,6 @@ class InFlight:
 
     def watching_infrastructure(self, flow_run_id: UUID, infrastructure_id: str) -> bool:
         return any(r.flow_run_id == flow_run_id and r.infrastructure_id == infrastructure_id for r in self._watched.values())
-
-    def watched_flow_runs(self) -> Iterable[UUID]:
-        return {run.flow_run_id for run in self._watched.values()}
 
     def _count(self) -> None:
         metrics.INFLIGHT.labels(self.workspace).set(len(self._watched))

@@ -14,7 +14,9 @@ from typing import Optional
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
 from pydantic import BaseModel, Field, field_validator
 
-DEFAULT_STATE_DIR = Path("~/.local/state/prefect-push-dispatcher/local")
+from providers.paths import STATE_HOME
+
+DEFAULT_STATE_DIR = STATE_HOME / "local"
 DEFAULT_MEMORY_MIB = 2048
 DEFAULT_CPU = 1.0
 
