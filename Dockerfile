@@ -35,7 +35,7 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DISPATCHER_STATE_DIR=/var/lib/dispatcher \
-    DISPATCHER_HEALTHCHECK_URL=http://127.0.0.1:8080/healthz
+    DISPATCHER_HEALTHCHECK_URL=http://127.0.0.1:8080/livez
 
 RUN groupadd --system --gid 10001 dispatcher \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/dispatcher --create-home \
