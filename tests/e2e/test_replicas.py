@@ -135,7 +135,9 @@ async def test_dispatcher_killed_mid_burst_orphans_nothing_and_meters_once(prefe
             second.wait(timeout=15)
         except subprocess.TimeoutExpired:
             second.kill()
-    assert {r.state.name for r in runs.values()} == {"Completed"}, collections.Counter(r.state.name for r in runs.values())
+    assert {r.state.name for r in runs.values()} == {"Completed"}, (
+        collections.Counter(r.state.name for r in runs.values()),
+        [r.state.message for r in runs.values() if r.state.name != "Completed"][:3])
     counts = _starts(starts)
     assert len(counts) == 40 and set(counts.values()) == {1}, counts.most_common(3)
     await _assert_metered_once(config.ledger_dsn, ids)
