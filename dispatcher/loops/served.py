@@ -55,8 +55,9 @@ class Attempt(BaseModel):
         return AttemptRef(flow_run_id=str(self.flow_run_id), attempt_id=str(self.attempt_id))
 
     def __str__(self) -> str:
-        short = "" if self.attempt_id == self.flow_run_id else f" (attempt {str(self.attempt_id)[:8]})"
-        return f"flow run {self.flow_run_id}{short}"
+        # In full: Prefect's state ids are UUIDv7, whose first digits are a timestamp shared by neighbours.
+        attempt = "" if self.attempt_id == self.flow_run_id else f" (attempt {self.attempt_id})"
+        return f"flow run {self.flow_run_id}{attempt}"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from prefect.client.schemas.objects import FlowRun, State
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.states import Cancelled, Crashed, Failed, Pending
 
 from dispatcher import metrics
@@ -21,12 +21,12 @@ from dispatcher.clock import seconds_since, utcnow
 from dispatcher.config import WorkspaceConfig
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.loops.inflight import InFlight
-from dispatcher.loops.served import Attempt, ServedPool, TrackedRun
+from dispatcher.loops.served import Attempt, ServedPool, TrackedRun, is_in_process_retry
 from dispatcher.policy.budget import monthly_budget_decision
 from dispatcher.policy.limits import check_resources, violations_message
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi, Proposal
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
-from dispatcher.prefect.states import set_state
+from dispatcher.prefect.states import set_state, undo_claim
 from providers.base import RunLimits, SubmitRequest
 from providers.errors import InvalidJobConfiguration, ProviderError
 
@@ -52,13 +52,30 @@ class Submitter:
         self.inflight = inflight
 
     async def claim(self, flow_run: FlowRun, pool: ServedPool) -> Attempt | None:
-        """Propose PENDING; the accepted state's id names the attempt. None: not ours (refused, or too early)."""
-        result = await self.prefect.propose(flow_run.id, Pending())
+        """Propose PENDING; the accepted state's id names the attempt. None: not ours (refused, too early,
+        or no longer SCHEDULED).
+
+        Prefect refuses a second claim only while a run is PENDING, RUNNING or CANCELLING: a run that
+        finished since the poll saw it would accept it and run again. So the run is read again first,
+        and a claim that still lands on a finished run (the read and the claim raced) is undone: an
+        accepted PENDING from SCHEDULED carries the scheduled time Prefect copies over; one without it
+        came from another state.
+        """
         labels = {"workspace": self.workspace.name, "pool": pool.name}
+        current = await self.prefect.read_run(flow_run.id)
+        if (current is None or current.state is None or current.state.type != StateType.SCHEDULED
+                or is_in_process_retry(current)):
+            metrics.CLAIMS_REFUSED.labels(**labels).inc()
+            return None
+        result = await self.prefect.propose(flow_run.id, Pending())
         if result.outcome != Proposal.ACCEPTED or result.state is None:
             if result.outcome == Proposal.REFUSED:
                 metrics.CLAIMS_REFUSED.labels(**labels).inc()
                 log.debug("claim of %s refused: %s", flow_run.id, result.reason)
+            return None
+        if result.state.state_details.scheduled_time is None:
+            metrics.CLAIMS_REFUSED.labels(**labels).inc()
+            await undo_claim(self.prefect, flow_run.id, result.state)
             return None
         attempt = Attempt(flow_run_id=flow_run.id, attempt_id=result.state.id)
         self.inflight.claimed(flow_run.id)

@@ -228,6 +228,11 @@ class PrefectApi:
         return runs
 
     @prefect_call
+    async def read_states(self, flow_run_id: UUID) -> list[State]:
+        """The run's state history, oldest first."""
+        return sorted(await self._client.read_flow_run_states(flow_run_id), key=lambda state: state.timestamp)
+
+    @prefect_call
     async def latest_claim_id(self, flow_run_id: UUID) -> UUID | None:
         """The id of the run's latest PENDING state: the attempt its infrastructure belongs to."""
         states = await self._client.read_flow_run_states(flow_run_id)

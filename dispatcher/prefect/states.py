@@ -7,7 +7,7 @@ Prefect accepted), by state name; claims are counted apart (``runs_claimed_total
 from __future__ import annotations
 
 import logging
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect.client.schemas.objects import State
 
@@ -26,3 +26,22 @@ async def set_state(prefect: PrefectApi, flow_run_id: UUID, state: State, *, for
     else:
         log.info("flow run %s: %s not accepted (%s)", flow_run_id, state.name, result.reason or result.outcome.value)
     return result
+
+
+async def undo_claim(prefect: PrefectApi, flow_run_id: UUID, claim: State) -> State | None:
+    """Put a run our claim moved out of a final state back into that state (forced); the restored state.
+
+    Prefect accepts PENDING after COMPLETED (without a persisted result), FAILED or CANCELLED:
+    only PENDING, RUNNING and CANCELLING runs refuse a second claim. A claim that raced a run
+    which finished meanwhile must not start it again.
+    """
+    history = await prefect.read_states(flow_run_id)
+    before = [state for state in history if state.timestamp < claim.timestamp and state.id != claim.id]
+    if not before or not before[-1].is_final():
+        return None
+    previous = before[-1]
+    restored = previous.model_copy(update={"id": uuid4(), "timestamp": None, "state_details": previous.state_details.model_copy()})
+    result = await prefect.propose(flow_run_id, restored, force=True)
+    log.warning("flow run %s had ended (%s) before our claim landed; its state is restored, nothing was started",
+                flow_run_id, previous.name)
+    return result.state
