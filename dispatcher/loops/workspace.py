@@ -130,7 +130,7 @@ class WorkspaceDispatcher:
         max_backoff_s: float = 30.0,
     ) -> None:
         """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors back off, never end the loop."""
-        health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s)
+        health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s, self.workspace.name)
         failures = 0
         while not self._stopping:
             wait_s = interval_s
