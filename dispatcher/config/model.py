@@ -201,6 +201,11 @@ class LoopConfig(BaseModel):
     prefect_client_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of one Prefect API call by Prefect's client (2**n s apart) before the loop backs off."
     )
+    budget_interval_s: float = Field(
+        default=15.0, gt=0,
+        description="How often budgets are read from the ledger: gauges, alerts, stopping runs (running_runs: stop).",
+    )
+    event_interval_s: float = Field(default=5.0, gt=0, description="How often queued Prefect events are delivered.")
     health_stale_after_s: float = Field(
         default=60.0, gt=0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
     )

@@ -80,6 +80,11 @@ class BudgetLedger:
         async with self._reading() as connection:
             return await _uses(connection, workspace, month, limits, now)
 
+    async def month_use_by_pool(self, workspace: str, month: str, now: datetime) -> dict[str, int]:
+        """Minutes per pool in ``month`` (billed, plus in flight for the current month)."""
+        async with self._reading() as connection:
+            return await _use_by_pool(connection, workspace, month, now)
+
     async def record_alert(self, use: BudgetUse, threshold_pct: int, event: OutboxEvent, now: datetime) -> bool:
         """Record that ``use`` crossed ``threshold_pct`` and queue its event; False if it was recorded before."""
         alert = self._insert(BudgetAlertRecord).values(
@@ -132,6 +137,16 @@ async def _admitted_before(connection: AsyncConnection, attempt_id: str) -> bool
 
 async def _uses(connection: AsyncConnection, workspace: str, month: str, limits: list[BudgetLimit],
                 now: datetime) -> list[BudgetUse]:
+    by_pool = await _use_by_pool(connection, workspace, month, now)
+    return [
+        BudgetUse(workspace=workspace, pool=limit.pool, month=month, budget_minutes=limit.minutes,
+                  used_minutes=sum(by_pool.values()) if limit.pool is None else by_pool.get(limit.pool, 0))
+        for limit in limits
+    ]
+
+
+async def _use_by_pool(connection: AsyncConnection, workspace: str, month: str, now: datetime) -> dict[str, int]:
+    """Minutes per pool: metered in ``month``, plus elapsed minutes in flight when ``month`` is the current one."""
     by_pool: dict[str, int] = defaultdict(int)
     metered = (
         select(RunRecord.pool, func.coalesce(func.sum(RunRecord.billed_minutes), 0).label("minutes"))
@@ -146,8 +161,4 @@ async def _uses(connection: AsyncConnection, workspace: str, month: str, limits:
         for row in (await connection.execute(flying)).all():
             since = row.submitted_at or row.admitted_at or row.claimed_at
             by_pool[row.pool] += metering.elapsed_minutes(since, now)
-    return [
-        BudgetUse(workspace=workspace, pool=limit.pool, month=month, budget_minutes=limit.minutes,
-                  used_minutes=sum(by_pool.values()) if limit.pool is None else by_pool.get(limit.pool, 0))
-        for limit in limits
-    ]
+    return dict(by_pool)

@@ -134,9 +134,10 @@ def _group_columns(group_by: GroupBy, dialect: str) -> tuple[ColumnElement[Any],
         return RunRecord.pool, RunRecord.pool
     if group_by == GroupBy.PROVIDER:
         return RunRecord.provider, RunRecord.provider
+    # One expression object for key and label: PostgreSQL matches GROUP BY expressions with their parameters.
     if group_by == GroupBy.DAY:
-        day = day_expression(dialect)
-        return func.coalesce(day, UNKNOWN), func.coalesce(day, UNKNOWN)
+        day = func.coalesce(day_expression(dialect), UNKNOWN)
+        return day, day
     if group_by == GroupBy.FLOW:
         flow = func.coalesce(RunRecord.flow_name, UNKNOWN)
         return flow, flow
