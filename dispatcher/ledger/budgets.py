@@ -30,7 +30,7 @@ from dispatcher.policy.budget import BudgetDecision, BudgetUse, admission_decisi
 from . import metering
 from .models import AttemptRef, BudgetLimit, RunFacts
 from .outbox import OutboxEvent, outbox_insert
-from .tables import BudgetAlertRecord, BudgetMonthRecord, RunRecord
+from .tables import BudgetAlertRecord, BudgetMonthRecord, BudgetOverrideRecord, RunRecord
 
 
 def in_flight_condition() -> ColumnElement[bool]:
@@ -63,10 +63,11 @@ class BudgetLedger:
         """
         month = metering.usage_month(now)
         async with self._transaction() as connection:
-            if limits:
-                await self._lock_month(connection, workspace, month, now)
+            # Always locked, first: a budget may come from this month's override, read below under the lock.
+            await self._lock_month(connection, workspace, month, now)
             if await _admitted_before(connection, attempt.attempt_id):
                 return BudgetDecision(allowed=True)
+            limits = await _with_overrides(connection, workspace, month, limits, pool)
             if limits:
                 uses = await _uses(connection, workspace, month, limits, now)
                 decision = admission_decision(uses, mode)
@@ -75,10 +76,30 @@ class BudgetLedger:
             await connection.execute(self._admission(attempt, workspace, pool, provider, facts, now))
         return BudgetDecision(allowed=True)
 
-    async def budget_uses(self, workspace: str, month: str, limits: list[BudgetLimit], now: datetime) -> list[BudgetUse]:
-        """Each budget's use in ``month`` (attempts in flight count only in the current month)."""
+    async def budget_uses(self, workspace: str, month: str, limits: list[BudgetLimit], now: datetime,
+                          pool: str | None = None) -> list[BudgetUse]:
+        """Each budget's use in ``month`` (attempts in flight count only in the current month), this month's
+        overrides applied: those of ``pool`` and the workspace, or with ``pool`` None, all of them."""
         async with self._reading() as connection:
+            limits = await _with_overrides(connection, workspace, month, limits, pool)
             return await _uses(connection, workspace, month, limits, now)
+
+    async def set_budget(self, workspace: str, pool: str | None, month: str, minutes: int, set_by: str,
+                         now: datetime) -> None:
+        """This month's budget of the workspace (pool None) or of a pool, replacing the configured one."""
+        insert = self._insert(BudgetOverrideRecord).values(
+            workspace=workspace, pool=pool or "", month=month, minutes=minutes, set_by=set_by, set_at=now)
+        statement = insert.on_conflict_do_update(
+            index_elements=[BudgetOverrideRecord.workspace, BudgetOverrideRecord.pool, BudgetOverrideRecord.month],
+            set_={"minutes": minutes, "set_by": set_by, "set_at": now},
+        )
+        async with self._transaction() as connection:
+            await connection.execute(statement)
+
+    async def budget_overrides(self, workspace: str, month: str) -> dict[str | None, int]:
+        """This month's overrides: pool (None: the workspace) -> minutes."""
+        async with self._reading() as connection:
+            return await _overrides(connection, workspace, month)
 
     async def month_use_by_pool(self, workspace: str, month: str, now: datetime) -> dict[str, int]:
         """Minutes per pool in ``month`` (billed, plus in flight for the current month)."""
@@ -128,6 +149,25 @@ class BudgetLedger:
             index_elements=[RunRecord.attempt_id],
             set_={"admitted_at": now, "updated_at": now, **facts.model_dump()},
         )
+
+
+async def _overrides(connection: AsyncConnection, workspace: str, month: str) -> dict[str | None, int]:
+    statement = select(BudgetOverrideRecord.pool, BudgetOverrideRecord.minutes).where(
+        BudgetOverrideRecord.workspace == workspace, BudgetOverrideRecord.month == month)
+    return {row.pool or None: row.minutes for row in (await connection.execute(statement)).all()}
+
+
+async def _with_overrides(connection: AsyncConnection, workspace: str, month: str, limits: list[BudgetLimit],
+                          pool: str | None) -> list[BudgetLimit]:
+    """The configured budgets with this month's overrides: an override replaces its budget's figure, and
+    adds a budget where none was configured (the workspace's, ``pool``'s, or with ``pool`` None any pool's)."""
+    overrides = await _overrides(connection, workspace, month)
+    effective = [BudgetLimit(pool=limit.pool, minutes=overrides.get(limit.pool, limit.minutes)) for limit in limits]
+    configured = {limit.pool for limit in limits}
+    for scope, minutes in overrides.items():
+        if scope not in configured and (scope is None or pool is None or scope == pool):
+            effective.append(BudgetLimit(pool=scope, minutes=minutes))
+    return effective
 
 
 async def _admitted_before(connection: AsyncConnection, attempt_id: str) -> bool:

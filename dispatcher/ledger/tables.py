@@ -122,6 +122,20 @@ class BudgetAlertRecord(Base):
     crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class BudgetOverrideRecord(Base):
+    """A month's budget set through the usage API (admin); it replaces the configured figure for that month."""
+
+    __tablename__ = "budget_overrides"
+    __table_args__ = (PrimaryKeyConstraint("workspace", "pool", "month"),)
+
+    workspace: Mapped[str] = mapped_column(String(255))
+    pool: Mapped[str] = mapped_column(String(255))  # "" for the workspace's own budget
+    month: Mapped[str] = mapped_column(String(7))
+    minutes: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(255))  # the token's name
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class OutboxEventRecord(Base):
     """A Prefect event waiting to be delivered (written in the transaction that caused it)."""
 

@@ -61,13 +61,13 @@ class BudgetGate:
 
     async def hold(self, pool: str) -> BudgetDecision | None:
         """In hold mode: the decision holding new runs of ``pool`` back, or None when they may be claimed."""
-        limits = budget_limits(self.workspace, pool)
-        if self.mode != BudgetMode.HOLD or not limits:
+        if self.mode != BudgetMode.HOLD:
             return None
         reading = self._readings.get(pool)
         if reading is None or time.monotonic() - reading[0] > HOLD_READING_TTL_S:
             now = self.clock()
-            uses = await self.ledger.budget_uses(self.workspace.name, usage_month(now), limits, now)
+            limits = budget_limits(self.workspace, pool)
+            uses = await self.ledger.budget_uses(self.workspace.name, usage_month(now), limits, now, pool=pool)
             reading = self._readings[pool] = (time.monotonic(), admission_decision(uses, self.mode))
         return None if reading[1].allowed else reading[1]
 

@@ -1,4 +1,5 @@
-"""Usage reporting, budgets and alerts: what each attempt ran, budget locks, alerts once, an event outbox.
+"""Usage reporting, budgets and alerts: what each attempt ran, budget locks and monthly overrides, alerts once,
+an event outbox.
 
 Revision ID: 0003
 Revises: 0002
@@ -57,6 +58,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace", "pool", "month", "threshold_pct"),
     )
     op.create_table(
+        "budget_overrides",
+        sa.Column("workspace", sa.String(255), nullable=False),
+        sa.Column("pool", sa.String(255), nullable=False),
+        sa.Column("month", sa.String(7), nullable=False),
+        sa.Column("minutes", sa.Integer(), nullable=False),
+        sa.Column("set_by", sa.String(255), nullable=False),
+        sa.Column("set_at", _utc(), nullable=False),
+        sa.PrimaryKeyConstraint("workspace", "pool", "month"),
+    )
+    op.create_table(
         "outbox_events",
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("workspace", sa.String(255), nullable=False),
@@ -74,6 +85,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_outbox_events_pending", table_name="outbox_events")
     op.drop_table("outbox_events")
+    op.drop_table("budget_overrides")
     op.drop_table("budget_alerts")
     op.drop_table("budget_months")
     with op.batch_alter_table("runs") as runs:
