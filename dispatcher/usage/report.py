@@ -77,21 +77,21 @@ class _Sums:
         return f
 
 
-async def usage_report(ledger: Ledger, workspace: WorkspaceConfig, month: str, group_by: GroupBy,
+async def usage_report(ledger: Ledger, workspace: str, month: str, group_by: GroupBy,
                        prices: PriceTable, now: datetime) -> UsageReport:
     groups: dict[str, _Sums] = {}
     total = _Sums(label="total")
-    for totals in await ledger.grouped_usage(workspace.name, month, group_by):
+    for totals in await ledger.grouped_usage(workspace, month, group_by):
         groups.setdefault(totals.key, _Sums(label=totals.label)).add(totals, prices)
         total.add(totals, prices)
     if month == usage_month(now):
-        for run in await ledger.in_flight_runs(workspace.name):
+        for run in await ledger.in_flight_runs(workspace):
             key, label = _key_of(run, group_by, now)
             groups.setdefault(key, _Sums(label=label)).add_in_flight(run, now, prices)
             total.add_in_flight(run, now, prices)
     rows = [UsageGroup(key=key, label=sums.label, **sums.finished().model_dump()) for key, sums in groups.items()]
     rows.sort(key=lambda row: row.key if group_by == GroupBy.DAY else (-row.used_minutes, row.key))
-    return UsageReport(workspace=workspace.name, month=month, group_by=group_by, currency=prices.currency,
+    return UsageReport(workspace=workspace, month=month, group_by=group_by, currency=prices.currency,
                        total=total.finished(), groups=rows, generated_at=now)
 
 

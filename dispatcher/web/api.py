@@ -63,7 +63,7 @@ def usage_router(context: UsageContext) -> APIRouter:
     async def usage(workspace: WorkspaceName, month: Month = None,
                     group_by: GroupBy = Query(GroupBy.POOL, description="pool, deployment, flow, provider or day."),
                     _: str = read) -> UsageReport:
-        return await usage_report(context.ledger, context.workspace(workspace), context.month(month), group_by,
+        return await usage_report(context.ledger, context.workspace(workspace).name, context.month(month), group_by,
                                   context.config.prices, context.clock())
 
     @router.get("/workspaces/{workspace}/runs", response_model=RunPage, summary="The attempts behind a figure")

@@ -81,14 +81,14 @@ def _denied(context: UsageContext, request: Request, workspace: str, month: str)
 
 async def _render_usage(context: UsageContext, name: str, month: str) -> str:
     workspace, now, prices = context.workspace(name), context.clock(), context.config.prices
-    by_day = await usage_report(context.ledger, workspace, month, GroupBy.DAY, prices, now)
+    by_day = await usage_report(context.ledger, name, month, GroupBy.DAY, prices, now)
     months = sorted({month, context.month(None), *await context.ledger.usage_months(name)}, reverse=True)
     return _TEMPLATES.get_template("usage.html").render(
         workspace=workspace, month=month, months=months, total=by_day.total, currency=by_day.currency,
         budgets=await budget_report(context.ledger, workspace, month, now),
         chart=daily_chart(month, by_day.groups),
-        pools=(await usage_report(context.ledger, workspace, month, GroupBy.POOL, prices, now)).groups,
-        deployments=(await usage_report(context.ledger, workspace, month, GroupBy.DEPLOYMENT, prices, now)).groups,
+        pools=(await usage_report(context.ledger, name, month, GroupBy.POOL, prices, now)).groups,
+        deployments=(await usage_report(context.ledger, name, month, GroupBy.DEPLOYMENT, prices, now)).groups,
         runs=(await runs_page(context.ledger, workspace, month, RunFilter(), 1, LATEST_RUNS, prices, now)).items,
         ui_url=ui_base_url(workspace), warning_pct=int(WARNING_RATIO * 100), generated_at=now,
     )
