@@ -111,12 +111,15 @@ def api_token_problems(data: dict[str, Any], from_env: set[Loc]) -> list[Problem
     """Tokens written into the file (anyone who can read it could use them), repeated token names,
     and scopes naming workspaces the file does not define (a typo would silently grant nothing)."""
     api = data.get("api")
-    tokens = api.get("tokens") if isinstance(api, dict) else None
-    if not isinstance(tokens, list):
+    if not isinstance(api, dict):
         return []
-    problems = duplicate_names(tokens, ("api", "tokens"), "token")
-    if isinstance(api, dict) and api.get("metrics_token") is not None and ("api", "metrics_token") not in from_env:
+    problems = []
+    if api.get("metrics_token") not in (None, "") and ("api", "metrics_token") not in from_env:
         problems.append(Problem(("api", "metrics_token"), _LITERAL_TOKEN))
+    tokens = api.get("tokens")
+    if not isinstance(tokens, list):
+        return problems
+    problems += duplicate_names(tokens, ("api", "tokens"), "token")
     known = {ws.get("name") for ws in data.get("workspaces") or [] if isinstance(ws, dict)}
     for i, token in enumerate(tokens):
         if not isinstance(token, dict):

@@ -111,6 +111,12 @@ class ApiConfig(BaseModel):
         default=None, description="If set, /metrics answers only `Authorization: Bearer <this>` (a ${VAR} reference)."
     )
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, token: object) -> object:
+        """``${METRICS_TOKEN:-}`` left empty: /metrics stays open."""
+        return None if token == "" else token
+
     @field_validator("metrics_token")
     @classmethod
     def _metrics_token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
