@@ -284,4 +284,5 @@ def test_a_subprocess_prints_the_problems_and_no_traceback(tmp_path):
 
 def test_the_example_configuration_is_still_valid(monkeypatch):
     monkeypatch.setenv("LEDGER_PASSWORD", "x")
+    monkeypatch.setenv("USAGE_TOKEN_ANALYTICS", "an-example-token-0123456789")
     assert load_config(REPO_ROOT / "dispatcher.example.yaml").service.startup_timeout_s > 0
