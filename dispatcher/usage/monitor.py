@@ -73,7 +73,9 @@ class BudgetMonitor:
                 log.warning("budget alert: %s (%d%% reached)", use.describe(), pct)
 
     async def _stop_over_budget(self, uses: list[BudgetUse]) -> None:
-        for tracked in self.inflight.watched():
+        watched = self.inflight.watched()
+        self._stopped &= {str(tracked.attempt.attempt_id) for tracked in watched}  # forget what was metered
+        for tracked in watched:
             attempt_id = str(tracked.attempt.attempt_id)
             if attempt_id in self._stopped:
                 continue

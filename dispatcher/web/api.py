@@ -27,6 +27,7 @@ Credentials = Annotated[Optional[HTTPAuthorizationCredentials], Security(_bearer
 WorkspaceName = Annotated[str, Path(min_length=1, max_length=255, description="A configured workspace.")]
 Month = Annotated[Optional[str], Query(pattern=MONTH_PATTERN, description="YYYY-MM (UTC); default: this month.")]
 Name = Annotated[Optional[str], Query(min_length=1, max_length=255)]
+Grouping = Annotated[GroupBy, Query(description="pool, deployment, flow, provider or day.")]
 _ERRORS = {
     401: {"description": "No bearer token, or one that is not configured."},
     403: {"description": "The token may not read this workspace (or, for changes, is not an admin token)."},
@@ -61,8 +62,7 @@ def usage_router(context: UsageContext) -> APIRouter:
 
     @router.get("/workspaces/{workspace}/usage", response_model=UsageReport, summary="A month's usage, grouped")
     async def usage(workspace: WorkspaceName, month: Month = None,
-                    group_by: GroupBy = Query(GroupBy.POOL, description="pool, deployment, flow, provider or day."),
-                    _: str = read) -> UsageReport:
+                    group_by: Grouping = GroupBy.POOL, _: str = read) -> UsageReport:
         return await usage_report(context.ledger, context.workspace(workspace).name, context.month(month), group_by,
                                   context.config.prices, context.clock())
 
