@@ -105,3 +105,23 @@ async def test_usage_is_grouped_and_the_runs_behind_a_figure_are_paged(open_ledg
     page, total = await ledger.runs_page("acme", "2026-11", RunFilter(day="2026-11-20", flow="unknown"), 0, 10)
     assert (page, total) == ([], 0)
     assert await ledger.usage_months("acme") == ["2026-11"]
+
+
+async def test_rows_from_before_0003_keep_nulls_and_are_reported_unknown_and_unpriced(dsn):
+    from dispatcher.ledger import Ledger
+    from tests.integration.conftest import migrate_to, run_sql
+
+    await migrate_to(dsn, "0002")
+    t = "'2026-11-05 10:00:00+00:00'"
+    await run_sql(dsn, "INSERT INTO runs (attempt_id, flow_run_id, attempt, workspace, pool, provider, infrastructure_id, "
+                       "claimed_at, submitted_at, started_at, stopped_at, compute_seconds, billed_minutes, usage_month, "
+                       f"metered_at, final_state, updated_at) VALUES ('old', 'old', 1, 'acme', 'p', 'ecs', 'arn:1', {t}, "
+                       f"{t}, {t}, {t}, 300.0, 5, '2026-11', {t}, 'Completed', {t})")
+    ledger = await Ledger.open(dsn)
+    try:
+        row = await ledger.get("old")
+        assert (row.deployment_id, row.flow_name, row.vcpu, row.memory_mib, row.admitted_at) == (None,) * 5
+        [group] = await ledger.grouped_usage("acme", "2026-11", GroupBy.DEPLOYMENT)
+        assert (group.key, group.label, group.billed_minutes, group.unpriced_attempts) == ("unknown", "unknown/unknown", 5, 1)
+    finally:
+        await ledger.close()
