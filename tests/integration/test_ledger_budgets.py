@@ -125,3 +125,24 @@ async def test_rows_from_before_0003_keep_nulls_and_are_reported_unknown_and_unp
         assert (group.key, group.label, group.billed_minutes, group.unpriced_attempts) == ("unknown", "unknown/unknown", 5, 1)
     finally:
         await ledger.close()
+
+
+async def test_a_used_up_month_admits_again_when_the_month_rolls_over_or_its_budget_is_raised(open_ledger):
+    ledger = await open_ledger()
+    limits = [BudgetLimit(pool=None, minutes=1)]
+    assert await _admit(ledger, 1, limits)
+    assert not await _admit(ledger, 2, limits)
+    [before] = await ledger.budget_uses("acme", "2026-11", limits, NOW)
+    assert (before.budget_minutes, before.used_minutes) == (1, 1)
+    await ledger.set_budget("acme", None, "2026-11", 2, "platform", NOW)  # an admin raises this month's budget
+    assert await _admit(ledger, 2, limits)
+    december = NOW.replace(month=12, day=1)
+    attempt = AttemptRef(flow_run_id="run-3", attempt_id="attempt-3")
+    await ledger.record_claim(attempt, "acme", "p", "local", december)
+    # Two attempts still in flight count in December too (they will be billed when they stop): 2 + 1 > 2 ...
+    assert not (await ledger.admit(attempt, workspace="acme", pool="p", provider="local", facts=FACTS,
+                                   limits=[BudgetLimit(pool=None, minutes=2)], mode=BudgetMode.HOLD, now=december)).allowed
+    await ledger.meter("attempt-1", NOW, NOW + timedelta(minutes=1))  # ... until they stop in November
+    await ledger.meter("attempt-2", NOW, NOW + timedelta(minutes=1))
+    assert (await ledger.admit(attempt, workspace="acme", pool="p", provider="local", facts=FACTS,
+                               limits=[BudgetLimit(pool=None, minutes=2)], mode=BudgetMode.HOLD, now=december)).allowed
