@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup system-packages clean
 
 $(STAMP): pyproject.toml constraints/test-server.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +12,16 @@ $(STAMP): pyproject.toml constraints/test-server.txt
 	$(BIN)/python -m pip install -q -c constraints/test-server.txt -e '.[aws,gcp,azure,postgres,test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Debian's chromium and prometheus for the tests that drive them (as root, when missing; never fails).
+system-packages:
+	@sh scripts/system-packages.sh
+
+setup: $(STAMP) system-packages
 
 demo: $(STAMP)
 	$(BIN)/dispatcher demo
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest
 
 clean:

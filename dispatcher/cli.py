@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dispatcher.config import ConfigError, DispatcherConfig, default_ledger_dsn, load_config
+from dispatcher.ledger.usage import GroupBy
 from dispatcher.logs import configure_logging
 from providers import registry
 
@@ -106,12 +108,17 @@ def _pool_create(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from dispatcher.ledger.report import print_usage
+    from dispatcher.ledger.report import UsageQuery, print_usage
 
-    dsn = args.ledger
-    if dsn is None:
-        dsn = load_config(Path(args.config)).ledger_dsn if args.config else default_ledger_dsn()
-    asyncio.run(print_usage(dsn, workspace=args.workspace, month=args.month, as_json=args.json))
+    config = load_config(Path(args.config)) if args.config else None
+    dsn = args.ledger or (config.ledger_dsn if config else default_ledger_dsn())
+    if args.month is not None and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.month):
+        return _fail([f"--month must look like YYYY-MM, got {args.month!r}"], EXIT_USAGE)
+    query = UsageQuery(dsn=dsn, workspaces=[args.workspace] if args.workspace else None, month=args.month,
+                       group_by=args.by, output="json" if args.json else "csv" if args.csv else "table")
+    if config is not None:
+        query.prices = config.prices
+    asyncio.run(print_usage(query))
     return 0
 
 
@@ -208,12 +215,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--overwrite", action="store_true", help="Replace the template of an existing pool.")
     create.set_defaults(func=_pool_create)
 
-    usage = sub.add_parser("usage", help="Compute usage per workspace and month.")
-    usage.add_argument("--config", help="dispatcher.yaml (for its ledger_dsn).")
+    usage = sub.add_parser(
+        "usage", help="Compute usage per workspace and month, or one month grouped.",
+        description="Without --by: billed compute per workspace and month. With --by: one month (default this\n"
+                    "month) per pool, deployment, flow, provider or day, runs in flight included, with estimated\n"
+                    "costs at the configuration's prices (the usage API's figures).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    usage.add_argument("--config", help="dispatcher.yaml (for its ledger_dsn and prices).")
     usage.add_argument("--ledger", help="Ledger DSN (overrides --config).")
     usage.add_argument("--workspace")
     usage.add_argument("--month", help="YYYY-MM")
-    usage.add_argument("--json", action="store_true")
+    usage.add_argument("--by", choices=[g.value for g in GroupBy], type=GroupBy, help="Group one month this way.")
+    output = usage.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="JSON instead of a table.")
+    output.add_argument("--csv", action="store_true", help="CSV instead of a table.")
     usage.set_defaults(func=_usage)
 
     demo = sub.add_parser("demo", help="Run the end-to-end demo on the local provider (no cloud account).")

@@ -105,8 +105,9 @@ class QuietErrors:
 class LoopHealth:
     """When one loop last ticked, and whether that tick succeeded."""
 
-    def __init__(self, name: str, interval_s: float, stale_after_s: float) -> None:
+    def __init__(self, name: str, interval_s: float, stale_after_s: float, workspace: str = "") -> None:
         self.name = name
+        self.workspace = workspace
         # A loop is stale when it has not succeeded for three of its periods, and never sooner
         # than the configured floor (a long watch tick is work, not a hang).
         self.stale_after_s = max(3 * interval_s, stale_after_s)
@@ -119,6 +120,8 @@ class LoopHealth:
         self.last_attempt = now
         if ok:
             self.last_success = now
+            if self.workspace:  # "is it heartbeating?" for Prometheus, which cannot read /readyz's body
+                metrics.LOOP_LAST_SUCCESS.labels(self.workspace, self.name).set(now)
 
     def stale_since(self, now: float) -> float | None:
         """When this loop became stale, or None while it is fresh."""

@@ -13,6 +13,7 @@ from dispatcher.config import DispatcherConfig, LoopConfig
 from dispatcher.health import HealthReport
 from dispatcher.loops.housekeeping import keep_house
 from dispatcher.web.app import HttpService
+from dispatcher.web.context import UsageContext
 from dispatcher.ledger import Ledger
 from dispatcher.loops.calls import ProviderCalls
 from dispatcher.loops.workspace import WorkspaceDispatcher
@@ -112,7 +113,8 @@ class Dispatcher:
         service = self.config.service
         if not service.port and self.http_socket is None:
             return None
-        return HttpService(service.host, service.port, self.readiness, self.alive)
+        usage = UsageContext(self.config, self.ledger) if self.ledger is not None else None
+        return HttpService(service.host, service.port, self.readiness, self.alive, usage)
 
     async def _until_stop_or_failure(self, serving: list[asyncio.Task]) -> None:
         stop = asyncio.create_task(self._stop_requested.wait())

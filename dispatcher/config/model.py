@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from dispatcher.config.file import ConfigError, ConfigSource, Loc, Problem, read_config_file
-from dispatcher.config.problems import duplicate_names, file_order, unknown_keys, validation_problems
+from dispatcher.config.problems import api_token_problems, duplicate_names, file_order, unknown_keys, validation_problems
+from dispatcher.config.usage import ApiConfig, BudgetPolicy, PriceTable
 from providers import registry
 from providers.paths import STATE_HOME
 
@@ -75,6 +76,9 @@ class PoolConfig(BaseModel):
         default=None,
         description="Provider kind for a prefect:managed pool (default: the dispatcher's managed_provider).",
     )
+    monthly_compute_minutes: int | None = Field(
+        default=None, gt=0, description="This pool's own monthly budget, within the workspace's (same policy)."
+    )
 
     @field_validator("provider")
     @classmethod
@@ -94,7 +98,13 @@ class WorkspaceConfig(BaseModel):
     pools: list[PoolConfig] = Field(description="Push pools to serve.")
     limits: Limits | None = Field(default=None, description="Caps for every pool of this workspace.")
     monthly_compute_minutes: int | None = Field(
-        default=None, gt=0, description="Stop starting runs once this many minutes are metered in the current month."
+        default=None, gt=0, description="Stop starting runs once this many minutes are used in the current month."
+    )
+    budget: BudgetPolicy = Field(
+        default_factory=BudgetPolicy, description="How this workspace's budgets are enforced and alerted on."
+    )
+    ui_url: str | None = Field(
+        default=None, description="Prefect UI base URL for links to runs (default: derived from api_url)."
     )
 
     @field_validator("api_url")
@@ -103,6 +113,13 @@ class WorkspaceConfig(BaseModel):
         scheme, _, rest = url.partition("://")
         if scheme not in ("http", "https") or not rest.strip("/"):
             raise ValueError("must be an http:// or https:// URL of the Prefect API, e.g. http://prefect:4200/api")
+        return url
+
+    @field_validator("ui_url")
+    @classmethod
+    def _http_ui_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL of the Prefect UI, e.g. http://prefect:4200")
         return url
 
     @field_validator("pools")
@@ -184,6 +201,11 @@ class LoopConfig(BaseModel):
     prefect_client_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of one Prefect API call by Prefect's client (2**n s apart) before the loop backs off."
     )
+    budget_interval_s: float = Field(
+        default=15.0, gt=0,
+        description="How often budgets are read from the ledger: gauges, alerts, stopping runs (running_runs: stop).",
+    )
+    event_interval_s: float = Field(default=5.0, gt=0, description="How often queued Prefect events are delivered.")
     health_stale_after_s: float = Field(
         default=60.0, gt=0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
     )
@@ -207,6 +229,8 @@ class DispatcherConfig(BaseModel):
     loop: LoopConfig = Field(default_factory=LoopConfig, description="Dispatch loop timing.")
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="HTTP and logging.")
     instance_name: str | None = Field(default=None, description="Worker name shown in Prefect (default: host:pid).")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="Bearer tokens of the usage API and /metrics.")
+    prices: PriceTable = Field(default_factory=PriceTable, description="Compute prices for cost estimates.")
 
     @field_validator("workspaces")
     @classmethod
@@ -250,6 +274,7 @@ def load_config(path: Path) -> DispatcherConfig:
             problems += duplicate_names(workspace.get("pools"), ("workspaces", i, "pools"), "pool")
     if isinstance(data.get("providers"), dict):
         problems += _provider_section_problems(data["providers"], source)
+    problems += api_token_problems(data, source.from_env)
     if problems:
         problems.sort(key=lambda problem: file_order(source.data, problem.loc))
         raise ConfigError([problem.render(source.name) for problem in problems])

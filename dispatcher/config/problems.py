@@ -17,7 +17,7 @@ from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from dispatcher.config.file import Loc, Problem, render_loc
 
 #: Keys whose values are never echoed, whatever their type.
-_SECRET_KEY = re.compile(r"(?i)(secret|password|passwd|token|api_key|auth|credential|dsn)")
+_SECRET_KEY = re.compile(r"(?i)(secret|password|passwd|token|api_key|auth|credential|dsn|sha256)")
 _SHOULD = re.compile(r"^(Input|List|String|Value|Dictionary|Tuple|Set|Object|Data) should ")
 #: Error types whose message already says everything; the value is added only when harmless.
 _NO_VALUE = {"missing", "extra_forbidden"}
@@ -105,6 +105,37 @@ def duplicate_names(items: Any, loc: Loc, what: str) -> list[Problem]:
         else:
             first[name] = i
     return problems
+
+
+def api_token_problems(data: dict[str, Any], from_env: set[Loc]) -> list[Problem]:
+    """Tokens written into the file (anyone who can read it could use them), repeated token names,
+    and scopes naming workspaces the file does not define (a typo would silently grant nothing)."""
+    api = data.get("api")
+    if not isinstance(api, dict):
+        return []
+    problems = []
+    if api.get("metrics_token") not in (None, "") and ("api", "metrics_token") not in from_env:
+        problems.append(Problem(("api", "metrics_token"), _LITERAL_TOKEN))
+    tokens = api.get("tokens")
+    if not isinstance(tokens, list):
+        return problems
+    problems += duplicate_names(tokens, ("api", "tokens"), "token")
+    known = {ws.get("name") for ws in data.get("workspaces") or [] if isinstance(ws, dict)}
+    for i, token in enumerate(tokens):
+        if not isinstance(token, dict):
+            continue
+        if token.get("token") is not None and ("api", "tokens", i, "token") not in from_env:
+            problems.append(Problem(("api", "tokens", i, "token"), _LITERAL_TOKEN))
+        scopes = token.get("workspaces")
+        for j, name in enumerate(scopes if isinstance(scopes, list) else []):
+            if isinstance(name, str) and name != "*" and name not in known:
+                problems.append(Problem(("api", "tokens", i, "workspaces", j),
+                                        f"unknown workspace {name!r}; defined: {', '.join(sorted(map(str, known)))} (or '*')"))
+    return problems
+
+
+_LITERAL_TOKEN = ("must be a ${VAR} reference, not the token itself (anyone who reads the file could use it); "
+                  "or give its sha256 instead")
 
 
 def file_order(data: Any, loc: Loc) -> tuple[int, ...]:

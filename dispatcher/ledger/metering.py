@@ -67,3 +67,9 @@ def _duration(started_at: datetime, stopped_at: datetime) -> timedelta:
 
 def _total_microseconds(duration: timedelta) -> int:
     return (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
+
+
+def elapsed_minutes(since: datetime, now: datetime) -> int:
+    """Minutes an attempt still in flight has used so far: at least one, as any started minute is billed."""
+    micros = _total_microseconds(max(timedelta(0), require_aware("now", now) - require_aware("since", since)))
+    return max(1, -(-micros // _ONE_MINUTE_US))

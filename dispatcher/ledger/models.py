@@ -58,6 +58,41 @@ class LedgerRun(BaseModel):
     )
     final_state: Optional[str] = Field(default=None, description="Final Prefect state name, if recorded.")
     updated_at: datetime = Field(description="Last time the row changed (UTC).")
+    admitted_at: Optional[datetime] = Field(default=None, description="When its budgets admitted it (UTC), just before submission.")
+    deployment_id: Optional[str] = Field(default=None, description="Its deployment's id; null for ad-hoc runs and old rows.")
+    deployment_name: Optional[str] = Field(default=None, description="Its deployment's name when it was submitted.")
+    flow_name: Optional[str] = Field(default=None, description="Its flow's name.")
+    flow_run_name: Optional[str] = Field(default=None, description="The flow run's name.")
+    vcpu: Optional[float] = Field(default=None, description="vCPUs its job configuration asked for, if it said.")
+    memory_mib: Optional[int] = Field(default=None, description="Memory (MiB) its job configuration asked for, if it said.")
+
+    @property
+    def in_flight(self) -> bool:
+        """Admitted or submitted, not yet metered nor closed: it uses compute now."""
+        started = self.admitted_at is not None or self.infrastructure_id is not None
+        return started and self.metered_at is None and self.final_state is None
+
+
+class RunFacts(BaseModel):
+    """What an attempt runs and asks for, recorded at admission for usage reports."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment_id: Optional[str] = Field(default=None, description="The run's deployment id, if it has one.")
+    deployment_name: Optional[str] = Field(default=None, description="From the label prefect.io/deployment-name.")
+    flow_name: Optional[str] = Field(default=None, description="From the label prefect.io/flow-name.")
+    flow_run_name: Optional[str] = Field(default=None, description="From the label prefect.io/flow-run-name.")
+    vcpu: Optional[float] = Field(default=None, description="vCPUs asked for (provider.resources); None: the cloud's default.")
+    memory_mib: Optional[int] = Field(default=None, description="Memory asked for in MiB; None: the cloud's default.")
+
+
+class BudgetLimit(BaseModel):
+    """A budget that applies to a run: its workspace's (pool None) or its pool's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pool: Optional[str] = Field(default=None, description="None: the workspace's own budget.")
+    minutes: int = Field(description="Compute minutes per month.")
 
 
 class UsageRow(BaseModel):

@@ -20,13 +20,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dispatcher.clock import utcnow
+from dispatcher.usage.events import metered_event
 from dispatcher.health import Dependency, DependencyUnavailable, describe_error
 
 from . import metering
+from .budgets import BudgetLedger
 from .engine import create_ledger_engine, ledger_url
 from .migrate import upgrade_to_head
 from .models import AttemptRef, LedgerRun, UsageRow
+from .outbox import OutboxLedger, outbox_insert
 from .tables import RunRecord, runs_table
+from .usage import LedgerUsage
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -48,8 +52,8 @@ def is_ledger_outage(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError))
 
 
-class Ledger:
-    """Async access to the ``runs`` table. Create with :meth:`Ledger.open`."""
+class Ledger(BudgetLedger, LedgerUsage, OutboxLedger):
+    """Async access to the ledger (runs; budgets, usage and the event outbox in the mixins). Create with :meth:`Ledger.open`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -168,6 +172,8 @@ class Ledger:
         ``started_at=None`` (infrastructure never started) meters 0 minutes
         but still closes the run so it is not retried forever; its month is
         that of ``stopped_at``, or of now when no teardown time is known.
+        The attempt's ``compute.metered`` event is queued in the same transaction
+        (delivered to Prefect later, by the outbox; Prefect being down never fails this).
         Raises ``ValueError`` for naive or reversed timestamps or a start
         without a stop, and ``LedgerError`` when the run is not in the ledger.
         """
@@ -177,9 +183,13 @@ class Ledger:
             update(RunRecord)
             .where(RunRecord.attempt_id == attempt_id, RunRecord.metered_at.is_(None))
             .values(**values, exit_code=exit_code, reason=reason, metered_at=now, updated_at=now)
+            .returning(*runs_table.columns)
         )
         async with self._transaction() as connection:
-            if (await connection.execute(statement)).rowcount == 1:
+            row = (await connection.execute(statement)).one_or_none()
+            if row is not None:
+                event = metered_event(LedgerRun.model_validate(row))
+                await connection.execute(outbox_insert(self._insert, event, now))
                 return True
         if await self.get(attempt_id) is None:
             raise LedgerError(f"cannot meter unknown attempt {attempt_id}")

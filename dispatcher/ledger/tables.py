@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import DateTime, Float, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -81,6 +81,76 @@ class RunRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=lambda: datetime.now(timezone.utc)
     )
+    # Recorded at admission (just before submission), for usage reports; null on rows from before 0003.
+    admitted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    deployment_id: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    deployment_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    flow_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    flow_run_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    vcpu: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    memory_mib: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+
+
+class BudgetMonthRecord(Base):
+    """One row per workspace and month: the lock every budget admission of that workspace takes.
+
+    Admissions update it first, in the transaction that reads the month's use and marks the
+    attempt admitted, so two replicas deciding at once are serialised by the database.
+    """
+
+    __tablename__ = "budget_months"
+    __table_args__ = (PrimaryKeyConstraint("workspace", "month"),)
+
+    workspace: Mapped[str] = mapped_column(String(255))
+    month: Mapped[str] = mapped_column(String(7))
+    admissions: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BudgetAlertRecord(Base):
+    """A budget threshold crossed in a month; its primary key makes the alert happen once."""
+
+    __tablename__ = "budget_alerts"
+    __table_args__ = (PrimaryKeyConstraint("workspace", "pool", "month", "threshold_pct"),)
+
+    workspace: Mapped[str] = mapped_column(String(255))
+    pool: Mapped[str] = mapped_column(String(255))  # "" for the workspace's own budget
+    month: Mapped[str] = mapped_column(String(7))
+    threshold_pct: Mapped[int] = mapped_column(Integer)
+    used_minutes: Mapped[int] = mapped_column(Integer)
+    budget_minutes: Mapped[int] = mapped_column(Integer)
+    crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BudgetOverrideRecord(Base):
+    """A month's budget set through the usage API (admin); it replaces the configured figure for that month."""
+
+    __tablename__ = "budget_overrides"
+    __table_args__ = (PrimaryKeyConstraint("workspace", "pool", "month"),)
+
+    workspace: Mapped[str] = mapped_column(String(255))
+    pool: Mapped[str] = mapped_column(String(255))  # "" for the workspace's own budget
+    month: Mapped[str] = mapped_column(String(7))
+    minutes: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(255))  # the token's name
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutboxEventRecord(Base):
+    """A Prefect event waiting to be delivered (written in the transaction that caused it)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_pending", "workspace", "delivered_at", "next_attempt_at"),)
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(255))
+    event: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)  # the event as Prefect's JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
 
 
 runs_table = RunRecord.__table__

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 
 from prefect.client.schemas.objects import FlowRun, State, StateType
-from prefect.states import Cancelled, Crashed, Failed, Pending
+from prefect.states import Cancelled, Crashed, Failed, Pending, Scheduled
 
 from dispatcher import metrics
 from dispatcher.clock import seconds_since, utcnow
@@ -22,11 +22,12 @@ from dispatcher.config import WorkspaceConfig
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import Attempt, ServedPool, TrackedRun, is_in_process_retry
-from dispatcher.policy.budget import monthly_budget_decision
 from dispatcher.policy.limits import check_resources, violations_message
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi, Proposal
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
 from dispatcher.prefect.states import set_state, undo_claim
+from dispatcher.usage.facts import run_facts
+from dispatcher.usage.gate import BudgetGate
 from providers.base import RunLimits, SubmitRequest
 from providers.errors import InvalidJobConfiguration, ProviderError
 
@@ -36,10 +37,11 @@ log = logging.getLogger(__name__)
 class RunRejected(Exception):
     """The run must end before any infrastructure starts; carries the state to set."""
 
-    def __init__(self, state_name: str, message: str) -> None:
+    def __init__(self, state_name: str, message: str, hold: bool = False) -> None:
         super().__init__(message)
         self.state_name = state_name
         self.message = message
+        self.hold = hold  # back to Scheduled (a budget in hold mode), not a final state
 
 
 class Submitter:
@@ -50,10 +52,12 @@ class Submitter:
         self.workspace = workspace
         self.ledger = ledger
         self.inflight = inflight
+        self.budgets = BudgetGate(ledger, workspace)
 
     async def claim(self, flow_run: FlowRun, pool: ServedPool) -> Attempt | None:
         """Propose PENDING; the accepted state's id names the attempt. None: not ours (refused, too early,
-        or no longer SCHEDULED).
+        or no longer SCHEDULED, or held back by a used-up budget in hold mode: then it stays Scheduled,
+        named for the reason).
 
         Prefect refuses a second claim only while a run is PENDING, RUNNING or CANCELLING: a run that
         finished since the poll saw it would accept it and run again. So the run is read again first,
@@ -66,6 +70,10 @@ class Submitter:
         if (current is None or current.state is None or current.state.type != StateType.SCHEDULED
                 or is_in_process_retry(current)):
             metrics.CLAIMS_REFUSED.labels(**labels).inc()
+            return None
+        held = await self.budgets.hold(pool.name)
+        if held is not None:
+            await self._mark_held(current, pool, held.state_name, held.message)
             return None
         result = await self.prefect.propose(flow_run.id, Pending())
         if result.outcome != Proposal.ACCEPTED or result.state is None:
@@ -88,7 +96,7 @@ class Submitter:
         """Everything after the claim. Per-run problems become final states; only an unavailable
         Prefect or ledger is raised (the run stays claimed and recovery re-drives it)."""
         try:
-            resolved = await self._configuration(flow_run, pool)
+            resolved = await self._configuration(flow_run, pool, attempt)
         except RunRejected as rejected:
             await self._end_run(attempt, pool, rejected)
             return
@@ -103,7 +111,7 @@ class Submitter:
             metrics.RUN_ERRORS.labels(self.workspace.name, "submit").inc()
             await self._crash_unsubmitted(attempt, pool, resolved, f"internal error in the dispatcher ({type(exc).__name__})")
 
-    async def _configuration(self, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
+    async def _configuration(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt) -> ResolvedConfiguration:
         provider = pool.provider
         resolved = None
         try:
@@ -117,10 +125,11 @@ class Submitter:
         violations = check_resources(request, pool.limits, f"pool {pool.name!r}")
         if violations:
             raise RunRejected("LimitExceeded", violations_message(violations))
-        used = await self.ledger.month_minutes(self.workspace.name, utcnow().strftime("%Y-%m"))
-        budget = monthly_budget_decision(self.workspace.name, used, self.workspace.monthly_compute_minutes)
+        # The last check before submission: admission records what the run is and asks for, under the budget lock.
+        budget = await self.budgets.admit(attempt.ledger, pool.name, provider.kind, run_facts(flow_run, resolved.configuration, request))
         if not budget.allowed:
-            raise RunRejected(budget.state_name, budget.message)
+            self.budgets.forget_readings()
+            raise RunRejected(budget.state_name, budget.message, hold=budget.hold)
         return resolved
 
     def request_for(self, attempt: Attempt, pool: ServedPool, resolved: ResolvedConfiguration) -> SubmitRequest:
@@ -169,6 +178,10 @@ class Submitter:
         await self._end(attempt, Crashed(message=message))
 
     async def _end_run(self, attempt: Attempt, pool: ServedPool, rejected: RunRejected) -> None:
+        if rejected.hold:  # this attempt ends; the run waits Scheduled for budget, a later claim is a new attempt
+            metrics.RUNS_HELD.labels(self.workspace.name, pool.name).inc()
+            await self._end(attempt, Scheduled(name=rejected.state_name, message=rejected.message))
+            return
         metrics.RUNS_REJECTED.labels(self.workspace.name, pool.name, rejected.state_name).inc()
         log.warning("%s not started: %s", attempt, rejected.message)
         if rejected.state_name == "Cancelled":
@@ -176,6 +189,15 @@ class Submitter:
         else:
             state = Failed(name=rejected.state_name, message=rejected.message)
         await self._end(attempt, state)
+
+    async def _mark_held(self, flow_run: FlowRun, pool: ServedPool, state_name: str, message: str) -> None:
+        """Name a held run's Scheduled state for the reason, once (its scheduled time is kept)."""
+        if flow_run.state is not None and flow_run.state.name == state_name:
+            return
+        metrics.RUNS_HELD.labels(self.workspace.name, pool.name).inc()
+        log.info("flow run %s held: %s", flow_run.id, message)
+        await set_state(self.prefect, flow_run.id, Scheduled(name=state_name, message=message,
+                                                             scheduled_time=_scheduled_time(flow_run)))
 
     async def _end(self, attempt: Attempt, state: State) -> None:
         await set_state(self.prefect, attempt.flow_run_id, state)

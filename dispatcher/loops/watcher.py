@@ -213,8 +213,8 @@ class Watcher:
             row = await self.ledger.get(attempt_id)
             minutes = row.billed_minutes if row and row.billed_minutes else 0
             workspace = self.prefect.config.name
-            metrics.COMPUTE_MINUTES.labels(workspace, tracked.pool.name).inc(minutes)
-            metrics.RUNS_FINISHED.labels(workspace, tracked.pool.name, state_name).inc()
+            metrics.COMPUTE_SECONDS.labels(workspace, tracked.pool.name).inc(minutes * 60)
+            metrics.RUNS_FINISHED.labels(workspace, tracked.pool.name, metrics.final_state_label(state_name)).inc()
         self.inflight.forget(tracked)
 
     async def _stop(self, tracked: TrackedRun, reason: str, rate_limited: bool = False) -> None:

@@ -33,6 +33,8 @@ from dispatcher.policy.limits import effective_limits
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.events import ring_on_new_runs
 from dispatcher.startup.preflight import read_push_pool, served_provider_kind
+from dispatcher.usage.delivery import EventDelivery
+from dispatcher.usage.monitor import BudgetMonitor
 
 log = logging.getLogger(__name__)
 #: The watch backs off less than the other loops: it stops capped runs even while Prefect is down.
@@ -60,6 +62,8 @@ class WorkspaceDispatcher:
         self.watcher = Watcher(self.prefect, ledger, self.inflight, self.loop, self.errors)
         self.recovery = Recovery(prefect=self.prefect, ledger=ledger, inflight=self.inflight, dispatching=self.dispatching,
                                  submitter=self.submitter, pools=self.pools, loop=self.loop, errors=self.errors)
+        self.budgets = BudgetMonitor(self.prefect, ledger, workspace, self.inflight, self.pools)
+        self.events = EventDelivery(self.prefect, ledger)
         self.loops: dict[str, LoopHealth] = {}
         self._doorbells: dict[str, asyncio.Event] = {}
         self._stopping = False
@@ -89,7 +93,9 @@ class WorkspaceDispatcher:
             self.ready.set()
             loops = [self._every(self.loop.heartbeat_interval_s, self._heartbeat, "heartbeat"),
                      self._every(self.loop.watch_interval_s, self.watcher.tick, "watch", max_backoff_s=WATCH_MAX_BACKOFF_S),
-                     self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover")]
+                     self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover"),
+                     self._every(self.loop.budget_interval_s, self.budgets.tick, "budgets"),
+                     self._every(self.loop.event_interval_s, self.events.tick, "events")]
             loops += [self._every(self.loop.poll_interval_s, self.dispatching.poller(pool), f"poll:{name}", self._doorbells[name])
                       for name, pool in self.pools.items()]
             events = asyncio.ensure_future(ring_on_new_runs(self.prefect, self._ring)) if self.loop.listen_for_events else None
@@ -130,7 +136,7 @@ class WorkspaceDispatcher:
         max_backoff_s: float = 30.0,
     ) -> None:
         """Run ``step`` every ``interval_s`` (or as soon as ``doorbell`` rings); errors back off, never end the loop."""
-        health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s)
+        health = self.loops[name] = LoopHealth(name, interval_s, self.loop.health_stale_after_s, self.workspace.name)
         failures = 0
         while not self._stopping:
             wait_s = interval_s

@@ -103,8 +103,10 @@ async def test_healthz_and_metrics(prefect_api_url, local_pool, tmp_path):
 
 def test_example_configuration_is_valid(monkeypatch):
     monkeypatch.setenv("LEDGER_PASSWORD", "x")
+    monkeypatch.setenv("USAGE_TOKEN_ANALYTICS", "an-example-token-0123456789")
     config = load_config(REPO_ROOT / "dispatcher.example.yaml")
     assert [p.name for p in config.workspaces[0].pools] == ["ecs-prod", "managed"]
+    assert [t.name for t in config.api.tokens] == ["analytics-owners", "platform"] and config.api.metrics_token is None
     from dispatcher.service import ProviderSet
 
     providers = ProviderSet(config.providers, config.loop)

@@ -90,7 +90,7 @@ def test_unknown_keys_anywhere_name_the_allowed_keys_and_a_close_match(tmp_path)
         f"{path}: workspaces[0].pools[1].limits.max_vpcu: unknown key 'max_vpcu' (did you mean 'max_vcpu'?); "
         "allowed: max_vcpu, max_memory_mib, max_ephemeral_storage_gib, max_runtime_s",
         f"{path}: colour: unknown key 'colour'; allowed: workspaces, ledger_dsn, managed_provider, providers, "
-        "limits, loop, service, instance_name",
+        "limits, loop, service, instance_name, api, prices",
     ]
 
 
@@ -217,7 +217,7 @@ def test_secrets_and_values_from_the_environment_are_never_echoed(tmp_path, monk
     assert problems == [
         f"{path}: workspaces[0].api_key: must be a valid string, got <hidden>",
         f"{path}: workspaces[0].colour: unknown key 'colour'; allowed: name, api_url, api_key, auth_string, pools, "
-        "limits, monthly_compute_minutes",
+        "limits, monthly_compute_minutes, budget, ui_url",
         f"{path}: service.port: must be a valid integer, unable to parse string as an integer, got <hidden>",
         f"{path}: ledger_dsn: unsupported ledger DSN scheme 'oracle'; use sqlite+aiosqlite:///path or "
         "postgresql+asyncpg://...",
@@ -284,4 +284,5 @@ def test_a_subprocess_prints_the_problems_and_no_traceback(tmp_path):
 
 def test_the_example_configuration_is_still_valid(monkeypatch):
     monkeypatch.setenv("LEDGER_PASSWORD", "x")
+    monkeypatch.setenv("USAGE_TOKEN_ANALYTICS", "an-example-token-0123456789")
     assert load_config(REPO_ROOT / "dispatcher.example.yaml").service.startup_timeout_s > 0

@@ -1,0 +1,1 @@
+"""Reading usage: reports and costs, budgets enforced and alerted on, events to Prefect."""
