@@ -95,13 +95,14 @@ class AdaptivePacer:
 class Pacers:
     """One pacer per quota key (e.g. ``("run", project, region)``), created on first use."""
 
-    def __init__(self, settings: PacerSettings) -> None:
+    def __init__(self, settings: PacerSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self._clock = clock
         self._pacers: dict[tuple[str, ...], AdaptivePacer] = {}
 
     def __call__(self, *key: str) -> AdaptivePacer:
         if key not in self._pacers:
-            self._pacers[key] = AdaptivePacer(self.settings)
+            self._pacers[key] = AdaptivePacer(self.settings, clock=self._clock)
         return self._pacers[key]
 
     def backlog_s(self) -> float:

@@ -12,7 +12,8 @@ dispatcher has recorded the run (``release``), paced by ACI's delete quota
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Optional
 
 from azure.core.rest import HttpRequest
@@ -45,10 +46,10 @@ class AciProvider(Provider[AciJobConfiguration]):
     secret_fields: ClassVar[tuple[str, ...]] = ("aci_credentials", "image_registry", "subscription_id")
     settings_model: ClassVar[type[BaseModel]] = AciSettings
 
-    def __init__(self, settings: AciSettings | None = None) -> None:
+    def __init__(self, settings: AciSettings | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or AciSettings()
         self.clients = AzureClients(self.settings)
-        self.pacers = QuotaPacers(self.settings)
+        self.pacers = QuotaPacers(self.settings, clock)  # the clock: tests let quota windows pass
         self._credentials: dict[str, Any] = {}
         self._locations: dict[tuple[str, str], str] = {}
         self.book = StatusBook(self.pacers, self.settings.refresh_after_s, self._client_of)
@@ -224,8 +225,8 @@ class AciProvider(Provider[AciJobConfiguration]):
 
     async def housekeeping(self) -> None:
         try:
-            await self.deleter.drain()
             await self.orphans.sweep(live=set(self.book.seen))
+            await self.deleter.drain()
         except Exception:  # noqa: BLE001 - housekeeping never raises; the next sweep retries
             logger.exception("ACI housekeeping failed")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.aci.config import AciSettings
@@ -39,9 +42,9 @@ def _quota_pacer(per_5min: int, per_hour: int) -> PacerSettings:
 class QuotaPacers:
     """Creates, deletes and reads, each paced per subscription."""
 
-    def __init__(self, settings: AciSettings) -> None:
-        self.creates = Pacers(_quota_pacer(settings.create_quota_per_5min, settings.create_quota_per_hour))
-        self.deletes = Pacers(_quota_pacer(settings.delete_quota_per_5min, settings.delete_quota_per_hour))
+    def __init__(self, settings: AciSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.creates = Pacers(_quota_pacer(settings.create_quota_per_5min, settings.create_quota_per_hour), clock)
+        self.deletes = Pacers(_quota_pacer(settings.delete_quota_per_5min, settings.delete_quota_per_hour), clock)
         self.reads = Pacers(PacerSettings(initial_rate=settings.reads_per_s, min_rate=settings.reads_per_s / 10,
                                           max_rate=settings.reads_per_s, burst=settings.read_burst,
-                                          increase_per_s=settings.reads_per_s / 60))
+                                          increase_per_s=settings.reads_per_s / 60), clock)
