@@ -117,6 +117,8 @@ def group_status(group: Any, infrastructure_id: str, container_name: str) -> Inf
                            reason=_reason(group, flow))
     failed_deployment = provisioning in ("Failed", "Canceled")
     phase = PROVISIONING[provisioning] or GROUP_STATE.get(view_state, InfraPhase.PENDING)
+    if phase == InfraPhase.EXITED and not failed_deployment and _still_running(group):
+        phase = InfraPhase.RUNNING  # Stopped, but a container is still being killed: compute is still billed
     exit_code = current.exit_code if current is not None and container_state == "Terminated" else None
     cause = None
     if phase == InfraPhase.EXITED:
@@ -126,6 +128,10 @@ def group_status(group: Any, infrastructure_id: str, container_name: str) -> Inf
         started_at=started_at(group), stopped_at=stopped_at(group, failed_deployment) if phase == InfraPhase.EXITED
         else None,
         exit_code=exit_code, stop_cause=cause, reason=_reason(group, flow))
+
+
+def _still_running(group: Any) -> bool:
+    return any(_current(c) is not None and _current(c).state == "Running" for c in group.containers or [])
 
 
 def _cause(failed_deployment: bool, view_state: str, exit_code: Optional[int], current: Any) -> StopCause:

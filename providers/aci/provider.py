@@ -52,7 +52,8 @@ class AciProvider(Provider[AciJobConfiguration]):
         self.pacers = QuotaPacers(self.settings, clock)  # the clock: tests let quota windows pass
         self._credentials: dict[str, Any] = {}
         self._locations: dict[tuple[str, str], str] = {}
-        self.book = StatusBook(self.pacers, self.settings.refresh_after_s, self._client_of)
+        self.book = StatusBook(self.pacers, self.settings.refresh_after_s, self._client_of,
+                               self.settings.list_interval_s)
         self.deleter = Deleter(self.pacers, self._client_of, self.book)
         self.orphans = OrphanSweep(self.book, self.deleter, self.settings.orphan_sweep_interval_s,
                                    self.settings.orphan_grace_s)

@@ -63,11 +63,14 @@ class Listed(BaseModel):
 class StatusBook:
     """Last observations per infrastructure id, and the budgeted observation of many groups."""
 
-    def __init__(self, pacers: QuotaPacers, refresh_after_s: float, client_of: ClientOf) -> None:
+    def __init__(self, pacers: QuotaPacers, refresh_after_s: float, client_of: ClientOf,
+                 list_interval_s: float = 0.0) -> None:
         self.pacers = pacers
         self.refresh_after_s = refresh_after_s
+        self.list_interval_s = list_interval_s
         self.client_of = client_of
         self.seen: dict[str, Seen] = {}
+        self._listed: dict[Scope, tuple[float, dict[str, Listed]]] = {}
         self.reads = 0  # ARM reads made (tests, bench)
 
     def forget(self, infrastructure_id: str) -> None:
@@ -83,7 +86,7 @@ class StatusBook:
         by_scope: dict[Scope, list[Target]] = defaultdict(list)
         for target in targets:
             by_scope[target.scope].append(target)
-        listings = await asyncio.gather(*(self._list(scope) for scope in by_scope), return_exceptions=True)
+        listings = await asyncio.gather(*(self._recent_list(scope) for scope in by_scope), return_exceptions=True)
         listed: dict[Scope, Optional[dict[str, Listed]]] = {}
         failures: list[BaseException] = []
         for scope, outcome in zip(by_scope, listings, strict=True):
@@ -101,6 +104,20 @@ class StatusBook:
 
     async def list_scope(self, scope: Scope) -> dict[str, Listed]:
         return await self._list(scope)
+
+    async def _recent_list(self, scope: Scope) -> dict[str, Listed]:
+        """The scope's listing, fetched again only every ``list_interval_s``."""
+        cached = self._listed.get(scope)
+        if cached is not None and time.monotonic() - cached[0] < self.list_interval_s:
+            return cached[1]
+        listed_at = time.monotonic()
+        found = await self._list(scope)
+        self._listed[scope] = (listed_at, found)
+        return found
+
+    def _listed_at(self, scope: Scope) -> float:
+        cached = self._listed.get(scope)
+        return cached[0] if cached is not None else 0.0
 
     async def _list(self, scope: Scope) -> dict[str, Listed]:
         client = await self.client_of(scope)
@@ -131,8 +148,8 @@ class StatusBook:
         row = listing.get(target.name.lower()) if listing is not None else None
         if seen is None:
             return (0, 0.0)
-        if listing is not None and row is None:
-            return (0, seen.read_at)  # gone from List: confirm before saying NOT_FOUND
+        if listing is not None and row is None and self._listed_at(target.scope) > seen.read_at:
+            return (0, seen.read_at)  # gone from a List made after our last read: confirm before NOT_FOUND
         if row is not None and row.provisioning != seen.provisioning:
             return (1, seen.read_at)
         if now - seen.read_at >= self.refresh_after_s:

@@ -139,6 +139,7 @@ def _group(provisioning="Succeeded", state="Running", container="Running", exit_
     (("Succeeded", "Stopped", "Terminated", 143, "Killed"), InfraPhase.EXITED, StopCause.STOPPED, 143),
     (("Failed", "Failed", "Waiting", None, "ImagePullBackOff"), InfraPhase.EXITED, StopCause.FAILED_TO_START, None),
     (("Repairing", "Running", "Running"), InfraPhase.RUNNING, None, None),
+    (("Succeeded", "Stopped", "Running"), InfraPhase.RUNNING, None, None),  # still being killed: still billed
     (("Succeeded", "Hibernating", "Running"), InfraPhase.UNKNOWN, None, None),
     (("Moving", "Running", "Running"), InfraPhase.UNKNOWN, None, None),
     (("Succeeded", "Running", "Sleeping"), InfraPhase.UNKNOWN, None, None),
