@@ -60,9 +60,14 @@ class AdaptivePacer:
         shortfall = max(0.0, 1.0 - self._tokens) / self.rate
         return max(pause, shortfall)
 
-    def backlog_s(self) -> float:
-        """How long a call asking now would wait behind those already waiting."""
-        return self.wait_s() + self._waiting / self.rate
+    def backlog_s(self, ahead: int = 0) -> float:
+        """How long a call asking now would wait behind those already waiting (and ``ahead`` more callers
+        on their way here, e.g. submissions still doing their look-ups), burst tokens counted."""
+        now = self._clock()
+        self._refill(now)
+        pause = max(0.0, self._paused_until - now)
+        shortfall = max(0.0, self._waiting + ahead + 1.0 - self._tokens) / self.rate
+        return max(pause, shortfall)
 
     async def acquire(self) -> None:
         """Wait for this call's turn."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Optional
 
@@ -52,6 +53,7 @@ class AciProvider(Provider[AciJobConfiguration]):
         self.pacers = QuotaPacers(self.settings, clock)  # the clock: tests let quota windows pass
         self._credentials: dict[str, Any] = {}
         self._locations: dict[tuple[str, str], str] = {}
+        self._on_the_way: Counter[str] = Counter()  # submissions per subscription not yet at the create pacer
         self.book = StatusBook(self.pacers, self.settings.refresh_after_s, self._client_of,
                                self.settings.list_interval_s)
         self.deleter = Deleter(self.pacers, self._client_of, self.book)
@@ -67,7 +69,9 @@ class AciProvider(Provider[AciJobConfiguration]):
         validation.validate(self.own(configuration), self.settings)
 
     def submit_backlog_s(self) -> float:
-        return self.pacers.creates.backlog_s()
+        """The create pacer's wait, counting submissions still on their way to it (their adopt check)."""
+        waits = [self.pacers.creates(sub).backlog_s(ahead=n) for sub, n in self._on_the_way.items()]
+        return max([self.pacers.creates.backlog_s(), *waits])
 
     # -- scopes and clients ----------------------------------------------------------------------
 
@@ -94,6 +98,15 @@ class AciProvider(Provider[AciJobConfiguration]):
         cfg = self.own(request.configuration)
         validation.validate(cfg, self.settings)
         scope = self._scope(cfg)
+        self._on_the_way[scope.subscription] += 1
+        try:
+            return await self._submit(request, cfg, scope)
+        finally:
+            self._on_the_way[scope.subscription] -= 1
+            if self._on_the_way[scope.subscription] <= 0:
+                del self._on_the_way[scope.subscription]
+
+    async def _submit(self, request: SubmitRequest, cfg: AciJobConfiguration, scope: Scope) -> Submission:
         name = naming.group_name(request.attempt_id)
         target = Target(scope=scope, name=name, infrastructure_id=naming.infrastructure_id(request.flow_run_id, name))
         if await self._exists(target):
@@ -104,7 +117,11 @@ class AciProvider(Provider[AciJobConfiguration]):
         secrets = [*request.secrets.revealed(), *_credential_secrets(cfg)]
         client = await self._client_of(scope)
         pacer = self.pacers.creates(scope.subscription)
-        await pacer.acquire()
+        self._on_the_way[scope.subscription] -= 1  # from here on the pacer counts it as waiting
+        try:
+            await pacer.acquire()
+        finally:
+            self._on_the_way[scope.subscription] += 1  # balanced by submit's finally
         try:
             with azure_errors("create container group", SubmissionRejected, secrets):
                 # polling=False: one PUT, no long-running-operation polls; the watcher follows the group.

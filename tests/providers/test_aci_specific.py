@@ -247,3 +247,18 @@ async def test_unknown_state_is_unknown_never_success(emu: AciEmulator, provider
         emu.group(f"prefect-{req.attempt_id.hex}").state = "Hibernating"
     [status] = await provider.status_many([run])
     assert status.phase == InfraPhase.UNKNOWN and "Hibernating" in status.native_state
+
+
+async def test_backlog_counts_submissions_still_on_their_way_to_the_create_pacer(emu: AciEmulator) -> None:
+    aci = AciProvider(emulator_settings(emu, create_quota_per_5min=2, create_quota_per_hour=12, **FAST))
+    try:
+        assert aci.submit_backlog_s() == 0
+        tasks = [asyncio.create_task(aci.submit(request(emu))) for _ in range(4)]
+        await asyncio.sleep(0)  # each is in its adopt check, not yet at the pacer
+        assert aci.submit_backlog_s() > 30  # 2 burst tokens for 5 creates: the dispatcher stops claiming
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert aci.submit_backlog_s() == 0 and not aci._on_the_way
+    finally:
+        await aci.aclose()
