@@ -11,6 +11,7 @@ dispatcher has recorded the run (``release``), paced by ACI's delete quota
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -53,6 +54,7 @@ class AciProvider(Provider[AciJobConfiguration]):
         self.pacers = QuotaPacers(self.settings, clock)  # the clock: tests let quota windows pass
         self._credentials: dict[str, Any] = {}
         self._locations: dict[tuple[str, str], str] = {}
+        self._location_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._on_the_way: Counter[str] = Counter()  # submissions per subscription not yet at the create pacer
         self.book = StatusBook(self.pacers, self.settings.refresh_after_s, self._client_of,
                                self.settings.list_interval_s)
@@ -142,9 +144,9 @@ class AciProvider(Provider[AciJobConfiguration]):
         return None
 
     async def _exists(self, target: Target) -> bool:
+        # Not paced by the watcher's read budget: these GETs come one per create, which its own quota bounds.
         client = await self._client_of(target.scope)
         pacer = self.pacers.reads(target.scope.subscription)
-        await pacer.acquire()
         try:
             with azure_errors("get container group"):
                 await client.container_groups.get(target.scope.resource_group, target.name)
@@ -163,15 +165,19 @@ class AciProvider(Provider[AciJobConfiguration]):
         if fixed:
             return fixed
         key = (scope.key, scope.resource_group.lower())
-        if key not in self._locations:
-            client = await self._client_of(scope)
-            url = (f"/subscriptions/{scope.subscription}/resourcegroups/{scope.resource_group}"
-                   f"?api-version={RESOURCES_API_VERSION}")
-            with azure_errors("get resource group", SubmissionRejected):
-                response = await client._send_request(HttpRequest("GET", url))  # the SDK's own pipeline and auth
-                response.raise_for_status()
-                self._locations[key] = str(response.json()["location"])
+        async with self._location_locks.setdefault(key, asyncio.Lock()):  # one look-up for concurrent submits
+            if key not in self._locations:
+                await self._read_location(scope, key)
         return self._locations[key]
+
+    async def _read_location(self, scope: Scope, key: tuple[str, str]) -> None:
+        client = await self._client_of(scope)
+        url = (f"/subscriptions/{scope.subscription}/resourcegroups/{scope.resource_group}"
+               f"?api-version={RESOURCES_API_VERSION}")
+        with azure_errors("get resource group", SubmissionRejected):
+            response = await client._send_request(HttpRequest("GET", url))  # the SDK's own pipeline and auth
+            response.raise_for_status()
+            self._locations[key] = str(response.json()["location"])
 
     # -- observe ---------------------------------------------------------------------------------
 
