@@ -88,6 +88,12 @@ class AdaptivePacer:
         if retry_after_s:
             self._paused_until = max(self._paused_until, now + retry_after_s)
 
+    def pause(self, retry_after_s: float) -> None:
+        """The cloud said "wait this long" for a limit that is not this quota's (a shared front-end bucket):
+        honour the wait, keep the rate and what is left of the burst."""
+        now = self._clock()
+        self._paused_until = max(self._paused_until, now + retry_after_s)
+
     def succeeded(self) -> None:
         """A call went through: grow the rate with the time that passed since the last growth."""
         now = self._clock()

@@ -66,7 +66,7 @@ class Deleter:
             with azure_errors("delete container group"):
                 await client.container_groups.begin_delete(target.scope.resource_group, target.name, polling=False)
         except AzureThrottled as exc:
-            pacer.throttled(exc.retry_after_s)
+            exc.slow(pacer)
             self.queue.append((target, tries + 1))
             return False
         except ProviderError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Optional
+from typing import Any, Optional
 
 from azure.core.exceptions import (
     AzureError,
@@ -41,12 +41,25 @@ TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "Gatew
 MESSAGE_MAX = 400
 
 
+#: ARM's own per-subscription buckets (reads/writes/deletes per second), shared by every kind of call: a 429 of
+#: theirs says "wait", not "this quota's rate is wrong".
+ARM_BUCKET_CODES = frozenset({"SubscriptionRequestsThrottled", "TenantRequestsThrottled"})
+
+
 class AzureThrottled(ThrottledError):
     """A 429 from ARM or ACI, with its Retry-After."""
 
     def __init__(self, message: str, *, code: Optional[str], retry_after_s: Optional[float]) -> None:
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+
+    def slow(self, pacer: Any) -> None:
+        """Tell the pacer of the quota this call drew on: a quota's own 429 slows it down (AIMD); ARM's
+        front-end bucket only pauses it for the Retry-After."""
+        if self.code in ARM_BUCKET_CODES and self.retry_after_s:
+            pacer.pause(self.retry_after_s)
+        else:
+            pacer.throttled(self.retry_after_s)
 
 
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:

@@ -129,7 +129,7 @@ class AciProvider(Provider[AciJobConfiguration]):
                 # polling=False: one PUT, no long-running-operation polls; the watcher follows the group.
                 await client.container_groups.begin_create_or_update(scope.resource_group, name, group, polling=False)
         except AzureThrottled as exc:
-            pacer.throttled(exc.retry_after_s)
+            exc.slow(pacer)
             raise
         pacer.succeeded()
         return Submission(infrastructure_id=target.infrastructure_id, created=True)
@@ -151,7 +151,7 @@ class AciProvider(Provider[AciJobConfiguration]):
             with azure_errors("get container group"):
                 await client.container_groups.get(target.scope.resource_group, target.name)
         except AzureThrottled as exc:
-            pacer.throttled(exc.retry_after_s)
+            exc.slow(pacer)
             raise
         except ProviderError as exc:
             if is_not_found(exc) and exc.code != "ResourceGroupNotFound":

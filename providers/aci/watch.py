@@ -135,7 +135,7 @@ class StatusBook:
                     if pages.continuation_token:
                         await pacer.acquire()  # the next page is another read
             except AzureThrottled as exc:
-                pacer.throttled(exc.retry_after_s)
+                exc.slow(pacer)
                 raise
         pacer.succeeded()
         return found
@@ -186,7 +186,7 @@ class StatusBook:
             with azure_errors("get container group"):
                 group = await client.container_groups.get(target.scope.resource_group, target.name)
         except AzureThrottled as exc:
-            pacer.throttled(exc.retry_after_s)
+            exc.slow(pacer)
             return None
         except ProviderError as exc:
             if is_not_found(exc):

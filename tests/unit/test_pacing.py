@@ -82,3 +82,11 @@ def test_one_pacer_per_quota_key_and_the_worst_backlog():
     assert pacers("run", "p", "eu") is not pacers("run", "p", "us")
     pacers("run", "p", "eu").throttled(retry_after_s=30)
     assert 29 < pacers.backlog_s() <= 30
+
+
+def test_pause_waits_without_slowing_down():
+    p, clock = pacer(initial_rate=2.0, burst=5)
+    p.pause(10)
+    assert p.wait_s() == pytest.approx(10) and p.rate == pytest.approx(2.0)
+    clock.now += 10
+    assert p.wait_s() == 0  # the burst is still there
