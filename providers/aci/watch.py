@@ -26,6 +26,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Optional
 
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.aci import mapping, naming
@@ -37,6 +39,8 @@ from providers.errors import ProviderError
 logger = logging.getLogger(__name__)
 #: Concurrent GETs of one status_many.
 GET_CONCURRENCY = 16
+#: The api-version azure-mgmt-containerinstance 10.x sends (List is read as JSON, see ``_list``).
+ACI_API_VERSION = "2023-05-01"
 
 ClientOf = Callable[[Scope], Awaitable[Any]]
 
@@ -120,20 +124,30 @@ class StatusBook:
         return cached[0] if cached is not None else 0.0
 
     async def _list(self, scope: Scope) -> dict[str, Listed]:
+        """ListByResourceGroup through the SDK's own pipeline (auth, errors), read as plain JSON: only name,
+        provisioningState and tags are needed, and the SDK's models cost ~1.2 ms of CPU per group to build
+        (1,000 groups: over a second per List on this hardware) against ~0.07 ms for the JSON."""
         client = await self.client_of(scope)
         pacer = self.pacers.reads(scope.subscription)
         found: dict[str, Listed] = {}
+        url: Optional[str] = (f"/subscriptions/{scope.subscription}/resourceGroups/{scope.resource_group}/providers/"
+                              f"Microsoft.ContainerInstance/containerGroups?api-version={ACI_API_VERSION}")
         with azure_errors("list container groups"):
             try:
-                await pacer.acquire()
-                pages = client.container_groups.list_by_resource_group(scope.resource_group).by_page()
-                async for page in pages:
+                while url:
+                    await pacer.acquire()
+                    response = await client._send_request(HttpRequest("GET", url))
                     self.reads += 1
-                    async for group in page:
-                        found[str(group.name).lower()] = Listed(provisioning=str(group.provisioning_state or ""),
-                                                                tags=dict(group.tags or {}))
-                    if pages.continuation_token:
-                        await pacer.acquire()  # the next page is another read
+                    if response.status_code == 404:
+                        raise ResourceNotFoundError(response=response)
+                    response.raise_for_status()
+                    page = response.json()
+                    for group in page.get("value") or []:
+                        properties = group.get("properties") or {}
+                        found[str(group.get("name", "")).lower()] = Listed(
+                            provisioning=str(properties.get("provisioningState") or ""),
+                            tags={str(k): str(v) for k, v in (group.get("tags") or {}).items()})
+                    url = page.get("nextLink")
             except AzureThrottled as exc:
                 exc.slow(pacer)
                 raise
