@@ -26,6 +26,7 @@ from providers.aci.checks import check_aci_settings
 from providers.aci.cleanup import Deleter, OrphanSweep
 from providers.aci.clients import AzureClients
 from providers.aci.config import AciJobConfiguration, AciSettings, AciVariables
+from providers.aci.credentials import AzureContainerInstanceCredentials
 from providers.aci.errors import AzureThrottled, azure_errors, is_not_found
 from providers.aci.requests import build_container_group, location_from_template
 from providers.aci.scopes import QuotaPacers, Scope, Target
@@ -61,6 +62,13 @@ class AciProvider(Provider[AciJobConfiguration]):
         self.deleter = Deleter(self.pacers, self._client_of, self.book)
         self.orphans = OrphanSweep(self.book, self.deleter, self.settings.orphan_sweep_interval_s,
                                    self.settings.orphan_grace_s)
+        if self.settings.subscription_id and self.settings.resource_group_name:
+            # The operator's own resource group is swept from the start, before any run touches it.
+            block = AzureContainerInstanceCredentials()
+            key = self.clients.key(block, self.settings.subscription_id)
+            self._credentials[key] = block
+            self.orphans.remember(Scope(key=key, subscription=self.settings.subscription_id,
+                                        resource_group=self.settings.resource_group_name))
 
     # -- pure --------------------------------------------------------------------------------
 

@@ -221,9 +221,10 @@ async def test_a_restart_deletes_groups_left_behind(emu: AciEmulator) -> None:
     run = ref(req, (await first.submit(req)).infrastructure_id)
     await until(first, run, InfraPhase.EXITED)
     await first.aclose()  # crashed before release
-    again = AciProvider(emulator_settings(emu, orphan_grace_s=0, **FAST))
+    # The operator's resource group (providers.aci) is known from the start, before any run comes by.
+    again = AciProvider(emulator_settings(emu, orphan_grace_s=0, subscription_id=emu.subscription_id,
+                                          resource_group_name="rg", **FAST))
     try:
-        await again.find(req)  # any call for this resource group makes it known
         await again.housekeeping()
         assert [g.name for g in emu.deleted_groups] == [f"prefect-{req.attempt_id.hex}"]
     finally:
