@@ -74,11 +74,13 @@ class StatusBook:
         self.list_interval_s = list_interval_s
         self.client_of = client_of
         self.seen: dict[str, Seen] = {}
+        self.failing: dict[str, str] = {}  # infrastructure id -> why its last read failed
         self._listed: dict[Scope, tuple[float, dict[str, Listed]]] = {}
         self.reads = 0  # ARM reads made (tests, bench)
 
     def forget(self, infrastructure_id: str) -> None:
         self.seen.pop(infrastructure_id, None)
+        self.failing.pop(infrastructure_id, None)
 
     def invalidate(self, infrastructure_id: str) -> None:
         """Read this group again at the next chance (after a stop), unless its end is already known."""
@@ -201,14 +203,17 @@ class StatusBook:
                 group = await client.container_groups.get(target.scope.resource_group, target.name)
         except AzureThrottled as exc:
             exc.slow(pacer)
+            self.failing[target.infrastructure_id] = f"{exc.code or 'Throttled'}"
             return None
         except ProviderError as exc:
             if is_not_found(exc):
                 self.forget(target.infrastructure_id)
                 return mapping.not_found_status(target.infrastructure_id, "ACI has no such container group (deleted)")
             logger.info("could not read container group %s: %s", target.name, exc)
+            self.failing[target.infrastructure_id] = f"{exc.code or type(exc).__name__}"
             return None
         pacer.succeeded()
+        self.failing.pop(target.infrastructure_id, None)
         status = mapping.group_status(group, target.infrastructure_id, naming.CONTAINER_NAME)
         self.seen[target.infrastructure_id] = Seen(status=status, read_at=time.monotonic(),
                                                    provisioning=str(group.provisioning_state or ""))
@@ -218,6 +223,12 @@ class StatusBook:
                 fresh: dict[str, InfraStatus]) -> InfraStatus:
         if target.infrastructure_id in fresh:
             return fresh[target.infrastructure_id]
+        if target.infrastructure_id in self.failing:
+            # Until a read succeeds again the state is unknown, so the watcher's error deadline runs
+            # (an ARM outage must not leave a dead run looking Running).
+            return InfraStatus(infrastructure_id=target.infrastructure_id, phase=InfraPhase.UNKNOWN,
+                               native_state=f"Unobserved/{self.failing[target.infrastructure_id]}",
+                               reason="ARM did not answer the last read of this container group")
         seen = self.seen.get(target.infrastructure_id)
         if seen is not None:
             return seen.status

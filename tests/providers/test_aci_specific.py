@@ -263,3 +263,23 @@ async def test_backlog_counts_submissions_still_on_their_way_to_the_create_pacer
         assert aci.submit_backlog_s() == 0 and not aci._on_the_way
     finally:
         await aci.aclose()
+
+
+async def test_a_failed_read_leaves_the_run_unknown_until_a_read_succeeds(emu: AciEmulator,
+                                                                         provider: AciProvider) -> None:
+    """Never the last good status while ARM does not answer: the watcher's error deadline must run."""
+    req = request(emu, run_s=30)
+    run = ref(req, (await provider.submit(req)).infrastructure_id)
+    await until(provider, run, InfraPhase.RUNNING)
+    emu.faults = Faults(server_error_rate=1.0, ops={"ContainerGroups_Get"})
+    for _ in range(2):
+        [status] = await provider.status_many([run])
+        assert status.phase == InfraPhase.UNKNOWN and status.native_state == "Unobserved/ServiceUnavailable"
+    provider.settings.refresh_after_s = 3600  # not due for a read: still unknown, not the cached RUNNING
+    provider.book.refresh_after_s = 3600
+    [status] = await provider.status_many([run])
+    assert status.phase == InfraPhase.UNKNOWN
+    emu.faults = Faults()
+    provider.book.refresh_after_s = 0
+    [status] = await provider.status_many([run])
+    assert status.phase == InfraPhase.RUNNING
