@@ -266,6 +266,7 @@ class AciProvider(Provider[AciJobConfiguration]):
         return check_aci_settings(self.settings)
 
     async def aclose(self) -> None:
+        await self.book.aclose()
         await self.clients.aclose()
 
 

@@ -3,8 +3,9 @@
 The real List omits ``instanceView`` (no container state, no exit code; see the module
 README), so a run's state needs a GET of its group. Each ``status_many``:
 
-1. one List per (credential set, subscription, resource group) with runs in flight
-   (one read per page of 100): which groups exist, and their provisioningState;
+1. a List per (credential set, subscription, resource group) with runs in flight
+   (one read per page of 100) every ``list_interval_s``, refreshed in the background after
+   the first: which groups exist, and their provisioningState;
 2. GETs for the groups that need one most, while the subscription's read pacer has
    tokens *now* (``reads_per_s``, ``read_burst``; never waiting): groups never read or
    missing from List first (so NOT_FOUND is confirmed, not guessed), then those whose
@@ -76,6 +77,7 @@ class StatusBook:
         self.seen: dict[str, Seen] = {}
         self.failing: dict[str, str] = {}  # infrastructure id -> why its last read failed
         self._listed: dict[Scope, tuple[float, dict[str, Listed]]] = {}
+        self._refreshing: dict[Scope, asyncio.Task[None]] = {}
         self.reads = 0  # ARM reads made (tests, bench)
 
     def forget(self, infrastructure_id: str) -> None:
@@ -112,14 +114,34 @@ class StatusBook:
         return await self._list(scope)
 
     async def _recent_list(self, scope: Scope) -> dict[str, Listed]:
-        """The scope's listing, fetched again only every ``list_interval_s``."""
+        """The scope's listing. The first one is awaited; later ones are refreshed every ``list_interval_s``
+        in the background, so a tick never waits for 10 pages of 1,000 groups (seconds on ARM)."""
         cached = self._listed.get(scope)
-        if cached is not None and time.monotonic() - cached[0] < self.list_interval_s:
-            return cached[1]
+        if cached is None:
+            return await self._fresh_list(scope)
+        if time.monotonic() - cached[0] >= self.list_interval_s and scope not in self._refreshing:
+            self._refreshing[scope] = asyncio.create_task(self._refresh(scope))
+        return cached[1]
+
+    async def _fresh_list(self, scope: Scope) -> dict[str, Listed]:
         listed_at = time.monotonic()
         found = await self._list(scope)
         self._listed[scope] = (listed_at, found)
         return found
+
+    async def _refresh(self, scope: Scope) -> None:
+        try:
+            await self._fresh_list(scope)
+        except ProviderError as exc:
+            logger.info("listing resource group %s failed (the last listing stays): %s", scope.resource_group, exc)
+        finally:
+            self._refreshing.pop(scope, None)
+
+    async def aclose(self) -> None:
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _listed_at(self, scope: Scope) -> float:
         cached = self._listed.get(scope)
