@@ -4,6 +4,9 @@ Each tick: one ``status_many`` per provider (providers batch per cloud call), th
 Prefect read for the states of all watched runs, read *after* the infrastructure so
 Prefect's view is never older than the cloud's. ``decide`` turns each pair into an
 action. Nothing here is per-cloud.
+
+Replicas share the watching: each observes the attempts it owns (:mod:`dispatcher.loops.shards`),
+and the ones it submitted itself until their owner has adopted them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.loops.decisions import TERMINAL, Action, Decision, Observation, decide, over_runtime_cap
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import TrackedRun
+from dispatcher.loops.shards import Shards
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi
 from dispatcher.prefect.states import set_state
 from providers.base import InfraPhase, InfraStatus
@@ -39,8 +43,10 @@ RETRIED = "Retried"
 class Watcher:
     """What happens to the attempts ``inflight`` watches."""
 
-    def __init__(self, prefect: PrefectApi, ledger: Ledger, inflight: InFlight, loop: LoopConfig, errors: QuietErrors) -> None:
+    def __init__(self, prefect: PrefectApi, ledger: Ledger, inflight: InFlight, loop: LoopConfig, errors: QuietErrors,
+                 shards: Shards) -> None:
         self.prefect = prefect
+        self.shards = shards
         self.ledger = ledger
         self.inflight = inflight
         self.loop = loop
@@ -54,7 +60,7 @@ class Watcher:
         when Prefect is back), the rest waits. Ledger down: attempts that only need metering
         wait; cancellations and caps of the others go on.
         """
-        watched = self.inflight.watched()
+        watched = await self._watched_here()
         if not watched:
             return
         statuses = await self._observe_infrastructure(watched)
@@ -66,6 +72,27 @@ class Watcher:
         self._ledger_failed_this_tick = False
         for tracked in watched:
             await self._handle_isolated(tracked, runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id])
+
+    async def _watched_here(self) -> list[TrackedRun]:
+        """The attempts this replica owns, and those it holds for another until that one has adopted them."""
+        owned: list[TrackedRun] = []
+        held: list[TrackedRun] = []
+        for run in self.inflight.watched():
+            (owned if self.shards.owns(run.attempt.attempt_id) else held).append(run)
+        if not held:
+            return owned
+        try:
+            adopted_by = await self.ledger.watchers([str(run.attempt.attempt_id) for run in held])
+        except LedgerUnavailable:
+            return owned + held  # cannot tell whether the owner has them yet: keep watching
+        kept = []
+        for run in held:
+            if adopted_by.get(str(run.attempt.attempt_id)) == self.shards.owner(run.attempt.attempt_id):
+                self.inflight.forget(run)
+                metrics.WATCH_HANDOVERS.labels(self.prefect.config.name).inc()
+            else:
+                kept.append(run)
+        return owned + kept
 
     async def _observe_infrastructure(self, watched: list[TrackedRun]) -> dict[UUID, InfraStatus | None]:
         """Status per attempt; None where the provider could not be reached this tick."""
