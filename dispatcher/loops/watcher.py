@@ -36,6 +36,8 @@ from providers.errors import ProviderError
 from providers.secrets import RunSecrets
 
 log = logging.getLogger(__name__)
+#: Every this many ticks the rows of owned attempts are read again (see Watcher._mark_watched).
+REVERIFY_TICKS = 10
 #: The state name an attempt's ledger row gets when Prefect moved on to a retry before it ended.
 RETRIED = "Retried"
 
@@ -52,6 +54,9 @@ class Watcher:
         self.loop = loop
         self.errors = errors
         self._ledger_failed_this_tick = False
+        self._marked: set[UUID] = set()  # owned attempts whose row names this replica as their watcher
+        self._view: tuple[str, ...] = ()  # the live replicas when the marks were last read
+        self._ticks = 0
 
     async def tick(self) -> None:
         """Observe all watched attempts once and act on each, each on its own.
@@ -79,6 +84,7 @@ class Watcher:
         held: list[TrackedRun] = []
         for run in self.inflight.watched():
             (owned if self.shards.owns(run.attempt.attempt_id) else held).append(run)
+        await self._mark_watched(owned)
         if not held:
             return owned
         try:
@@ -93,6 +99,28 @@ class Watcher:
             else:
                 kept.append(run)
         return owned + kept
+
+    async def _mark_watched(self, owned: list[TrackedRun]) -> None:
+        """Name this replica in the rows of the attempts it owns, however it came to hold them
+        (submitted, re-driven, adopted, or ownership moved here), so a replica that also holds one lets go.
+
+        Rows are read again after each membership change and every ``REVERIFY_TICKS`` ticks: a
+        replica whose view lagged may have named itself in the meantime.
+        """
+        owned_ids = {run.attempt.attempt_id for run in owned}
+        self._ticks += 1
+        try:
+            if self.shards.live != self._view or self._ticks % REVERIFY_TICKS == 0:
+                self._view = self.shards.live
+                named = await self.ledger.watchers([str(attempt_id) for attempt_id in owned_ids])
+                self._marked = {a for a in owned_ids if named.get(str(a)) == self.shards.replica_id}
+            self._marked &= owned_ids
+            unmarked = owned_ids - self._marked
+            if unmarked:
+                await self.ledger.set_watcher([str(attempt_id) for attempt_id in unmarked], self.shards.replica_id)
+                self._marked |= unmarked
+        except LedgerUnavailable:
+            self._view = ()  # read again once it is back; meanwhile both replicas watch, harmlessly
 
     async def _observe_infrastructure(self, watched: list[TrackedRun]) -> dict[UUID, InfraStatus | None]:
         """Status per attempt; None where the provider could not be reached this tick."""
