@@ -24,7 +24,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 async def _burst(client, pool: str, starts: Path, n: int, seconds: float = 0.0) -> list:
     deployment_id = await deploy_example(client, "hello", pool, job_variables={"command": fake_engine_command(starts, seconds)})
-    runs = await asyncio.gather(*(client.create_flow_run_from_deployment(deployment_id) for _ in range(n)))
+    # A few at a time: 50 at once overloaded the test server's SQLite database on a loaded 2-core
+    # machine (503 for ~30 s, past the client's retries); the dispatcher still sees a burst.
+    gate = asyncio.Semaphore(8)
+
+    async def create():
+        async with gate:
+            return await client.create_flow_run_from_deployment(deployment_id)
+
+    runs = await asyncio.gather(*(create() for _ in range(n)))
     return [run.id for run in runs]
 
 
@@ -98,7 +106,9 @@ async def test_two_replicas_start_each_of_50_runs_exactly_once(prefect_api_url, 
     counts = _starts(starts)
     twice = [run for run, n in counts.items() if n > 1]
     assert len(counts) == 50 and not twice, (claims, {run: _dirs_of(tmp_path, run) for run in twice})
-    assert claims[("replica-a", "claimed")] + claims[("replica-b", "claimed")] == 50, claims
+    # At most one accepted claim per run. Fewer than 50 counted is fine: a claim whose answer was
+    # lost (a client timeout on a loaded machine) is re-driven by recovery, and counted by no one here.
+    assert claims[("replica-a", "claimed")] + claims[("replica-b", "claimed")] <= 50, claims
     await _assert_metered_once(config_a.ledger_dsn, ids)
 
 
