@@ -25,7 +25,8 @@ def job_body(command: Any = None, image: str = "us-docker.pkg.dev/contract-proje
 def configuration(command: str, credentials: dict | None = None, **fields: Any) -> BaseJobConfiguration:
     from providers.cloud_run import CloudRunJobConfiguration
 
-    return CloudRunJobConfiguration(credentials=credentials or {"project": PROJECT}, region=REGION,
+    fields.setdefault("region", REGION)
+    return CloudRunJobConfiguration(credentials=credentials or {"project": PROJECT},
                                     job_body=fields.pop("job_body", None) or job_body(), command=command,
                                     env={"PYTHONUNBUFFERED": "1", **fields.pop("env", {})}, **fields)
 
