@@ -216,3 +216,5 @@ class CloudRunSettings(BaseModel):
     )
     run_rate_max_per_s: float = Field(default=20.0, gt=0, description="Never more :run calls per second than this.")
     run_burst: float = Field(default=10.0, ge=1, description=":run calls that may go at once after a quiet period.")
+    run_rate_increase_per_s: float = Field(
+        default=0.1, ge=0, description="How fast the :run pace grows per second without 429s (calls/s per second).")

@@ -99,7 +99,7 @@ class Jobs:
     async def _busy(client: CloudRunClient, job_name: str) -> bool:
         token = ""
         while True:
-            page = await client.list_executions(job_name, 100, token)
+            page = await client.list_executions(job_name, 100, token, status_only=True)
             if any(_utc(ex.completion_time) is None for ex in page.executions):
                 return True
             token = page.next_page_token

@@ -84,9 +84,12 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
         self.clients = CloudRunClients(self.settings)
         self.jobs = Jobs()
         s = self.settings
+        # One decrease per second of 429s: a burst of submissions in flight bounces together, and halving
+        # once per bounced call would collapse the pace to its floor on a single quota refusal.
         self.pacers = Pacers(PacerSettings(initial_rate=min(s.run_rate_per_s, s.run_rate_max_per_s),
-                                           min_rate=min(0.05, s.run_rate_per_s), max_rate=s.run_rate_max_per_s,
-                                           burst=s.run_burst))
+                                           min_rate=min(0.5, s.run_rate_per_s), max_rate=s.run_rate_max_per_s,
+                                           burst=s.run_burst, increase_per_s=s.run_rate_increase_per_s,
+                                           decrease_cooldown_s=1.0))
         self._started: OrderedDict[UUID, Submission] = OrderedDict()
         self._uncertain: set[UUID] = set()
 
@@ -242,7 +245,8 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
         found: dict[str, run_v2.Execution] = {}
         token = ""
         while True:
-            page = await client.list_executions(f"{parent}/jobs/-", self.settings.list_page_size, token)
+            page = await client.list_executions(f"{parent}/jobs/-", self.settings.list_page_size, token,
+                                                status_only=True)
             for execution in page.executions:
                 if execution.name in wanted:
                     found[execution.name] = execution
