@@ -168,8 +168,33 @@ def _job_container(cfg: CloudRunJobConfiguration) -> dict[str, Any]:
     return ours
 
 
+#: build_job results by the configuration fields they depend on: every run of a deployment has the same
+#: job, and building it (two proto conversions) is most of a submission's CPU. Bounded; pure.
+_JOB_CACHE: dict[str, JobSpec] = {}
+_JOB_CACHE_MAX = 512
+
+
+def _job_key(cfg: CloudRunJobConfiguration) -> str:
+    fields = cfg.model_dump(mode="json", include={"job_body", "keep_job", "labels", "env_from_secrets", "command",
+                                                   "prefect_api_key_secret", "prefect_api_auth_string_secret",
+                                                   "cloudsql_instances", "timeout"})
+    fields["labels"] = user_labels(cfg)  # Prefect's per-run labels do not change the job
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
 def build_job(cfg: CloudRunJobConfiguration) -> JobSpec:
     """The job of this configuration; the same configuration gives the same job id on every replica."""
+    key = _job_key(cfg)
+    found = _JOB_CACHE.get(key)
+    if found is None:
+        found = _build_job(cfg)
+        if len(_JOB_CACHE) >= _JOB_CACHE_MAX:
+            _JOB_CACHE.pop(next(iter(_JOB_CACHE)))
+        _JOB_CACHE[key] = found
+    return found
+
+
+def _build_job(cfg: CloudRunJobConfiguration) -> JobSpec:
     container(cfg)  # the shape first: a body without a task template or container is the user's error
     body = _drop_none(copy.deepcopy(cfg.job_body))
     for output_only in ("name", "uid", "etag", "createTime", "updateTime", "latestCreatedExecution"):
