@@ -144,7 +144,7 @@ class CloudRunClient:
         raw = await self.call("RunJob", "POST", f"{name}:run", body=body, secrets=secrets)
         try:  # only the execution's identity is needed: parsing its whole template (via Any) is costly
             metadata = json.loads(raw)["metadata"]
-            ours = {key: metadata[key] for key in STATUS_FIELDS if key in metadata}
+            ours = {key: metadata[key] for key in ("name", "createTime") if key in metadata}
             execution = json_format.ParseDict(ours, run_v2.Execution.pb()(), ignore_unknown_fields=True)
         except (ValueError, KeyError, TypeError, json_format.ParseError):
             raise TransientProviderError("Cloud Run RunJob answered without an execution in its operation",
