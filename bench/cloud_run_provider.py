@@ -51,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--watch-interval", type=float, default=2.0, help="seconds between status_many rounds")
     parser.add_argument("--throttle-rate", type=float, default=0.1, help="fraction of calls throttled in phase 2")
     parser.add_argument("--throttled-runs", type=int, default=None, help="runs of phase 2 (default: --runs)")
+    parser.add_argument("--quota-per-minute", type=int, default=0,
+                        help="phase 3: the emulator's 'Job run requests per minute' quota (0: no phase 3)")
     parser.add_argument("--run-rate", type=float, default=100.0, help="initial and max :run pace per region (per s)")
     return parser.parse_args()
 
@@ -146,13 +148,16 @@ class LoopLag:
             self.lags.append(max(0.0, time.perf_counter() - start - 0.01))
 
 
-async def phase(args: argparse.Namespace, throttle_rate: float, runs: int) -> None:
+async def phase(args: argparse.Namespace, throttle_rate: float, runs: int, quota: int = 0) -> None:
     args = argparse.Namespace(**{**vars(args), "runs": runs})
-    faults = Faults(latency_s=args.latency, latency_jitter_s=args.jitter, throttle_rate=throttle_rate, seed=1)
+    faults = Faults(latency_s=args.latency, latency_jitter_s=args.jitter, throttle_rate=throttle_rate, seed=1,
+                    run_requests_per_minute=quota or None)
     with RemoteEmulator(project=PROJECT, region=REGION, default_run_s=args.run_seconds, faults=faults,
                         tick_s=0.05) as emu:
-        settings = CloudRunSettings(endpoint=emu.endpoint_url, anonymous=True, run_rate_per_s=args.run_rate,
-                                    run_rate_max_per_s=args.run_rate, run_burst=args.concurrency)
+        # Phase 3 starts from the provider's default pace (1/s, bursts of 10) and lets it find the quota.
+        pace = {} if quota else {"run_rate_per_s": args.run_rate, "run_rate_max_per_s": args.run_rate,
+                                 "run_burst": args.concurrency}
+        settings = CloudRunSettings(endpoint=emu.endpoint_url, anonymous=True, **pace)
         provider = CloudRunProvider(settings)
         config = configuration("prefect flow-run execute", env={"PREFECT_API_URL": "http://prefect.example/api"})
         watch = Watch(provider, emu, args.watch_interval)
@@ -182,15 +187,16 @@ async def phase(args: argparse.Namespace, throttle_rate: float, runs: int) -> No
         finished, cpu = time.perf_counter() - began, time.process_time() - cpu0
         lagger.cancel()
         await provider.aclose()
-        report(args, emu, throttle_rate, latencies, submitted, finished, cpu, watch, lag)
+        report(args, emu, throttle_rate, latencies, submitted, finished, cpu, watch, lag, quota)
 
 
 def report(args, emu: RemoteEmulator, throttle_rate: float, latencies: list[float], submitted: float,
-           finished: float, cpu: float, watch: Watch, lag: LoopLag) -> None:
+           finished: float, cpu: float, watch: Watch, lag: LoopLag, quota: int = 0) -> None:
     runs = args.runs
+    limit = f", run quota {quota}/min (default pacing)" if quota else ""
     print(f"\n== Cloud Run provider: {runs} runs, {args.concurrency} submissions in flight, API latency "
           f"{args.latency * 1000:.0f}+{args.jitter * 1000:.0f} ms, executions run {args.run_seconds:g}s, "
-          f"throttle rate {throttle_rate:.0%}")
+          f"throttle rate {throttle_rate:.0%}{limit}")
     print(f"submission: {runs / submitted:.1f} runs/s ({submitted:.2f}s for all); "
           f"end to end {runs / finished:.1f} runs/s ({finished:.2f}s until every execution ended)")
     print(f"submit latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f}"
@@ -220,6 +226,8 @@ async def main() -> None:
     await phase(args, 0.0, args.runs)
     if args.throttle_rate > 0:
         await phase(args, args.throttle_rate, args.throttled_runs or args.runs)
+    if args.quota_per_minute:
+        await phase(args, 0.0, args.throttled_runs or args.runs, args.quota_per_minute)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,8 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
             await self._not_ready(client, key, name, exc)
             raise  # _not_ready always raises; this keeps type checkers calm
         except TransientProviderError:
+            if len(self._uncertain) >= REMEMBERED_ATTEMPTS:
+                self._uncertain.pop()  # bounded; a forgotten one is still found when the dispatcher re-drives it
             self._uncertain.add(attempt_id)  # Cloud Run may have started it: the retry looks first
             raise
         pacer.succeeded()
