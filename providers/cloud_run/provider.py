@@ -163,7 +163,11 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
 
     async def _not_ready(self, client: CloudRunClient, key: str, name: str, exc: FailedPrecondition) -> None:
         """``:run`` refused with FAILED_PRECONDITION: the job is still being created (retry), or broken."""
-        job = await client.get_job(name)
+        try:
+            job = await client.get_job(name)
+        except InfrastructureNotFound:
+            self.jobs.forget(key, name)  # deleted meanwhile (housekeeping elsewhere): the retry creates it
+            raise TransientProviderError(f"Cloud Run job {name} does not exist (any more)", code="NOT_FOUND") from None
         condition = job.terminal_condition
         if condition.state != run_v2.Condition.State.CONDITION_FAILED:
             raise TransientProviderError(f"Cloud Run job {name} is not ready yet", code="JOB_NOT_READY") from None
@@ -226,6 +230,7 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
                 results[index] = mapping.unobserved_status(run.infrastructure_id, exc)
                 continue
             clients[(key, parent)] = client
+            self.jobs.locations[(key, parent)] = client  # housekeeping also sweeps where runs of a past process live
             groups[(key, parent)].append(_Observed(index=index, execution=run.infrastructure_id))
         order = list(groups)
         outcomes = await asyncio.gather(*(self._list(clients[g], g[1], {o.execution for o in groups[g]})

@@ -270,3 +270,28 @@ async def test_idle_jobs_are_deleted_but_kept_and_busy_ones_stay(emu, provider):
                for job in emu.jobs.values())
     await provider.submit(request(cfg()))  # the deleted job comes back on demand
     assert len(emu.jobs) == 3
+
+
+async def test_a_job_still_being_created_is_a_retryable_refusal():
+    with CloudRunEmulator(project=PROJECT, region=REGION, default_run_s=0.1, job_ready_s=0.5) as emu:
+        provider = CloudRunProvider(settings(emu))
+        try:
+            with pytest.raises(TransientProviderError, match="not ready yet"):
+                await provider.submit(request(cfg()))
+            for _ in range(100):  # what the dispatcher's retries do, without their backoff
+                await asyncio.sleep(0.05)
+                try:
+                    await provider.submit(request(cfg()))
+                    break
+                except TransientProviderError:
+                    continue
+        finally:
+            await provider.aclose()
+        assert emu.calls["CreateJob"] == 1 and len(emu.executions) == 1 and emu.calls["GetJob"] >= 1
+
+
+async def test_housekeeping_never_raises(emu, provider):
+    await provider.submit(request(cfg()))
+    emu.faults = Faults(server_error_rate=1.0)
+    await provider.housekeeping()  # logged, retried on the next sweep
+    assert emu.calls["ListJobs"] == 1
