@@ -78,6 +78,11 @@ def _proc_stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat from the state on (state, ppid, pgrp, ...), None if no such process."""
+    return _proc_stat_fields(pid)
+
+
 def proc_start_ticks(pid: int) -> int | None:
     """Start time of a live (non-zombie) process in clock ticks since boot, None if it is gone.
 
@@ -104,6 +109,24 @@ def live_group_members(pgid: int) -> list[int]:
         if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:  # field 5: pgrp
             members.append(int(entry.name))
     return members
+
+
+def live_descendants(ancestor: int) -> list[int]:
+    """Pids of live (non-zombie) processes below ``ancestor`` in the process tree, whatever their group."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _proc_stat_fields(int(entry.name))
+        if fields and fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))  # field 4: ppid
+    found: list[int] = []
+    todo = list(children.get(ancestor, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def group_is_ours(pgid: int, leader_start_ticks: int | None) -> bool:

@@ -13,10 +13,16 @@ leaves nothing secret behind.
 
 Signals: SIGTERM (the provider's stop), SIGINT and SIGHUP all end the command's
 process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
+
+Like a container, a run ends with its main process: the supervisor is a child
+subreaper (Linux), so processes the command started in sessions of their own
+(``prefect flow-run execute`` starts the engine that way) stay below it, and all
+of them are killed and reaped when the command ends or is stopped.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -55,6 +61,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m providers.local.supervisor RUN_DIR", file=sys.stderr)
         return 2
     run_dir = Path(argv[1])
+    _become_subreaper()
     _record_self(run_dir)
     try:
         spec = read_spec(sys.stdin.fileno(), SPEC_TIMEOUT_S)
@@ -76,6 +83,7 @@ def main(argv: list[str]) -> int:
     except BaseException:
         # Never leave a command running that nobody supervises or can find again, nor its secrets.
         rundir.signal_group(child.pid, signal.SIGKILL)
+        _kill_descendants()
         redact_output(run_dir, spec["secrets"])
         raise
     stopped_at = rundir.utc_now_iso()  # metering ends with the command, not with the redaction
@@ -260,8 +268,9 @@ def _supervise(child: subprocess.Popen[bytes], spec: dict[str, Any]) -> tuple[in
             name = signal.Signals(info.si_signo).name
             return _end_group(child, grace), "STOPPED", f"stopped on request ({name} to the local supervisor)"
     # Like a container, the run ends with its main process: kill whatever it left in its
-    # group while the unreaped leader still reserves the group id.
+    # group while the unreaped leader still reserves the group id, then anything else below us.
     rundir.signal_group(child.pid, signal.SIGKILL)
+    _kill_descendants(keep=child.pid)
     returncode = child.wait()
     return returncode, "EXITED", rundir.describe_returncode(returncode)
 
@@ -278,7 +287,56 @@ def _end_group(child: subprocess.Popen[bytes], grace: float) -> int:
     while rundir.live_group_members(child.pid) and time.monotonic() < deadline:
         time.sleep(GROUP_POLL_S)
     rundir.signal_group(child.pid, signal.SIGKILL)
+    _kill_descendants(keep=child.pid)
     return child.wait()
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Adopt the command's orphans (instead of init), so none can outlive the run unseen; Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            print(f"supervisor {os.getpid()}: cannot adopt orphans (errno {ctypes.get_errno()})", flush=True)
+    except (OSError, AttributeError):
+        print(f"supervisor {os.getpid()}: cannot adopt orphans (no prctl)", flush=True)
+
+
+def _kill_descendants(keep: int | None = None) -> None:
+    """SIGKILL every process below us (the command's, whatever their group) and reap all but ``keep``.
+
+    Stopped first, all of them, so none sees another die and reports for the run
+    (an engine whose parent vanished would otherwise propose its own Crashed).
+    """
+    victims = rundir.live_descendants(os.getpid())
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in victims:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 2.0
+    pending = [pid for pid in victims if pid != keep]
+    while pending and time.monotonic() < deadline:
+        pending = [pid for pid in pending if not _reaped(pid)]
+        if pending:
+            time.sleep(0.01)  # a grandchild is reparented to us once its own parent has died
+
+
+def _reaped(pid: int) -> bool:
+    """Reap ``pid`` if it is our child now; True once it is gone (a zombie left unreaped would hold its pid)."""
+    fields = rundir.proc_stat(pid)
+    if fields is None:
+        return True
+    if int(fields[1]) != os.getpid():
+        return False
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    return True
 
 
 def _record_exit(run_dir: Path, returncode: int | None, cause: str, reason: str, stopped_at: str | None = None) -> None:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from dispatcher.config import Limits
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import Ledger
+from providers.local import rundir
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import is_final, is_running, run_dir, run_dirs, wait_until
 
@@ -37,6 +38,15 @@ async def _ledger_row(tmp_path: Path, run_id):
 def _child_pid(tmp_path: Path, run_id) -> int:
     started = json.loads((run_dir(tmp_path / "local-runs", run_id) / "started.json").read_text())
     return int(started["pid"])
+
+
+def _kill_the_whole_run(tmp_path: Path, run_id) -> None:
+    started = json.loads((run_dir(tmp_path / "local-runs", run_id) / "started.json").read_text())
+    victims = rundir.live_descendants(int(started["supervisor_pid"]))
+    assert int(started["pid"]) in victims
+    for sig in (signal.SIGSTOP, signal.SIGKILL):  # stopped first: none sees another die
+        for pid in victims:
+            os.kill(pid, sig)
 
 
 def _alive(pid: int) -> bool:
@@ -77,9 +87,10 @@ async def test_killed_process_ends_crashed_with_reason(prefect_api_url, prefect_
     run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
     async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
         await wait_until(prefect_client, [run.id], is_running, timeout_s=90)
-        # The whole group, like the kernel's OOM killer taking a container: `prefect flow-run
-        # execute` runs the flow in a child process that could otherwise report its own Crashed.
-        os.killpg(_child_pid(tmp_path, run.id), signal.SIGKILL)
+        # Every process of the run at once, as when a container is killed: `prefect flow-run
+        # execute` runs the engine in a session of its own, which could otherwise see its
+        # parent die and report a Crashed of its own first.
+        _kill_the_whole_run(tmp_path, run.id)
         runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=30)
     state = runs[run.id].state
     assert state.name == "Crashed"

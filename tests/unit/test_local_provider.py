@@ -145,6 +145,29 @@ async def test_stop_ends_the_whole_process_group(provider: LocalProvider, tmp_pa
     await provider.stop(ref, "again, after the exit")
 
 
+@pytest.mark.parametrize("ending", ["exits", "stopped"])
+async def test_processes_in_sessions_of_their_own_end_with_the_run(provider, tmp_path: Path, ending: str) -> None:
+    """`prefect flow-run execute` starts the engine in a new session: out of the command's group, not of the run."""
+    pid_file = tmp_path / "escaped.pid"
+    cfg = LocalJobConfiguration(command=python_command(f"""
+        import subprocess, sys, time
+        escaped = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        open({str(pid_file)!r}, "w").write(str(escaped.pid))
+        if {ending!r} == "stopped":
+            time.sleep(300)
+    """))
+    ref = await submit(provider, cfg)
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        await asyncio.sleep(0.02)
+    escaped = int(pid_file.read_text())
+    assert os.getpgid(escaped) != os.getpgid(int(json.loads((run_dir(provider.settings, ref) / "started.json").read_text())["pid"]))
+    if ending == "stopped":
+        await provider.stop(ref, "cancelled by user")
+    status = await wait_for(provider, ref, InfraPhase.EXITED)
+    assert status.stop_cause == (StopCause.STOPPED if ending == "stopped" else StopCause.EXITED)
+    assert not Path(f"/proc/{escaped}").exists()  # killed before the exit was recorded, and reaped
+
+
 async def test_stop_right_after_submit(provider: LocalProvider) -> None:
     ref = await submit(provider, LocalJobConfiguration(command="sleep 30"))
     await provider.stop(ref, "cancelled at once")  # the supervisor is still starting up
