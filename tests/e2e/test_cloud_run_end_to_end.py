@@ -195,3 +195,55 @@ async def test_pool_credentials_from_a_gcp_credentials_block(prefect_api_url, pr
     async with running_dispatcher(config):
         final = await wait_until(prefect_client, [run.id], is_final, timeout_s=120)
     assert final[run.id].state.name == "Completed", final[run.id].state.message
+
+
+async def test_dispatcher_killed_mid_burst_starts_each_run_once(prefect_api_url, prefect_client, tmp_path):
+    """SIGKILL a dispatcher process while it submits a burst; the next one re-drives what it left claimed.
+    Wherever the kill lands (before :run, between :run and the ledger, after), each run starts once."""
+    import signal
+    import subprocess
+
+    import yaml
+
+    from tests.e2e.helpers import fake_engine_command, read_runs
+    from tests.e2e.test_replicas import _starts, _start_dispatcher_process, _wait_metered
+
+    starts = tmp_path / "starts.txt"
+    with CloudRunEmulator(project=PROJECT, region=REGION, execute=True, workdir=str(tmp_path)) as emu:
+        pool = await _pool(prefect_api_url)
+        config = _config(prefect_api_url, pool, emu, tmp_path, pending_grace_s=3)
+        config.providers["cloud-run"] = {"endpoint": emu.endpoint_url, "project": PROJECT, "anonymous": True,
+                                         "run_rate_per_s": 20}
+        config_path = tmp_path / "dispatcher.yaml"
+        config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+        deployment_id = await deploy_example(prefect_client, "hello", pool, job_variables={
+            "region": REGION, "command": fake_engine_command(starts, 2.0)})
+        ids = [(await prefect_client.create_flow_run_from_deployment(deployment_id)).id for _ in range(20)]
+
+        first = _start_dispatcher_process(config_path, tmp_path / "first.log")
+        try:
+            for _ in range(1200):
+                if len(emu.executions) >= 5:
+                    break
+                await asyncio.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+        second = _start_dispatcher_process(config_path, tmp_path / "second.log")
+        try:
+            runs = await wait_until(prefect_client, ids, is_final, timeout_s=240)
+            await _wait_metered(config.ledger_dsn, ids)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            try:
+                second.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                second.kill()
+        runs = await read_runs(prefect_client, ids)
+        assert {r.state.name for r in runs.values()} == {"Completed"}, [r.state.message for r in runs.values()][:3]
+        counts = _starts(starts)
+        assert len(counts) == 20 and set(counts.values()) == {1}, counts.most_common(3)
+        assert emu.calls["RunJob"] == 20 and len(emu.executions) == 20  # zero double starts
+        assert emu.errors == []
