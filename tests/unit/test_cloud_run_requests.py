@@ -218,3 +218,38 @@ def test_names_and_claim_times():
         location_of("arn:aws:ecs:task/x")
     v7 = uuid.UUID(int=(1_767_225_600_000 << 80) | (7 << 76) | (2 << 62))
     assert claim_time(v7).isoformat() == "2026-01-01T00:00:00+00:00" and claim_time(uuid.uuid4()) is None
+
+
+# -- errors and checks -------------------------------------------------------------------------
+
+
+def _error(status: int, code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": status, "status": code, "message": message}}).encode()
+
+
+def test_http_answers_become_the_error_tree_without_secrets():
+    from providers.cloud_run.errors import ConflictError, FailedPrecondition, Throttled, translate
+    from providers.errors import CredentialsError, InfrastructureNotFound, TransientProviderError
+
+    throttled = translate("RunJob", 429, _error(429, "RESOURCE_EXHAUSTED", "Quota exceeded"), {"retry-after": "7"})
+    assert isinstance(throttled, Throttled) and throttled.retry_after == 7.0
+    assert isinstance(translate("RunJob", 503, _error(503, "UNAVAILABLE", "x")), TransientProviderError)
+    assert isinstance(translate("RunJob", 403, _error(403, "PERMISSION_DENIED", "x")), CredentialsError)
+    assert isinstance(translate("GetJob", 404, _error(404, "NOT_FOUND", "x")), InfrastructureNotFound)
+    assert isinstance(translate("CreateJob", 409, _error(409, "ALREADY_EXISTS", "x")), ConflictError)
+    assert isinstance(translate("RunJob", 400, _error(400, "FAILED_PRECONDITION", "x")), FailedPrecondition)
+    echoed = translate("RunJob", 400, _error(400, "INVALID_ARGUMENT", "bad env value pnu_secretsecret"),
+                       secrets=("pnu_secretsecret",))
+    assert "pnu_secretsecret" not in str(echoed) and "***" in str(echoed)
+    assert "Cloud Run RunJob failed" in str(translate("RunJob", 502, b"<html>bad gateway</html>"))
+
+
+async def test_check_reports_credentials_without_calling_cloud_run(tmp_path):
+    from providers.cloud_run import CloudRunSettings
+    from providers.cloud_run.checks import check_cloud_run_settings
+
+    bad = CloudRunSettings(credentials={"service_account_info": {"type": "service_account"}, "project": "p"})
+    findings = await check_cloud_run_settings(bad)
+    assert findings[-1].level == "warn" and "no usable GCP credentials" in findings[-1].message
+    anonymous = await check_cloud_run_settings(CloudRunSettings(anonymous=True))
+    assert [f.level for f in anonymous] == ["ok", "warn"]
