@@ -82,3 +82,13 @@ def test_one_pacer_per_quota_key_and_the_worst_backlog():
     assert pacers("run", "p", "eu") is not pacers("run", "p", "us")
     pacers("run", "p", "eu").throttled(retry_after_s=30)
     assert 29 < pacers.backlog_s() <= 30
+
+
+async def test_throttles_in_one_cooldown_window_decrease_once():
+    p, clock = pacer(initial_rate=8.0, decrease_cooldown_s=1.0)
+    for _ in range(5):  # calls in flight at the old rate bounce together
+        p.throttled()
+    assert p.rate == pytest.approx(4.0)
+    clock.now += 1.0
+    p.throttled()
+    assert p.rate == pytest.approx(2.0)

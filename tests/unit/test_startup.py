@@ -16,6 +16,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.startup.probes import PrefectUnreachable, probe_ledger
 from dispatcher.startup.preflight import bind_service_socket, read_push_pool, served_provider_kind, wait_for_prefect
 from dispatcher.startup.errors import StartupError, safe_url
+from providers import registry
 
 WS = WorkspaceConfig(name="analytics", api_url="http://prefect:4200/api", pools=[PoolConfig(name="p")])
 
@@ -159,7 +160,8 @@ def test_a_pool_whose_provider_has_not_landed_is_refused():
         served_provider_kind(WS, pool, SimpleNamespace(type="azure-container-instance:push"), "local")
     assert caught.value.lines == [
         "pool[analytics/run] has type azure-container-instance:push: provider 'aci' is not yet available (only its "
-        "pool template has landed); serve can run pools of providers local, ecs (pool create works for every type)"
+        f"pool template has landed); serve can run pools of providers {', '.join(registry.servable_kinds())} (pool "
+        "create works for every type)"
     ]
 
 
