@@ -24,6 +24,10 @@ STATE_CHANGES = Counter("dispatcher_state_changes_total", "States the dispatcher
 CLAIM_LATENCY = Histogram("dispatcher_claim_latency_seconds", "Scheduled time to accepted PENDING.", ["workspace"], buckets=_LATENCY_BUCKETS)
 SUBMIT_LATENCY = Histogram("dispatcher_submit_latency_seconds", "Scheduled time to infrastructure submitted.", ["workspace"], buckets=_LATENCY_BUCKETS)
 INFLIGHT = Gauge("dispatcher_inflight_runs", "Runs being watched by this replica.", ["workspace"])
+REPLICAS_LIVE = Gauge("dispatcher_replicas_live", "Replicas of the workspace this replica sees alive (itself included).", ["workspace"])
+WATCH_HANDOVERS = Counter(
+    "dispatcher_watch_handovers_total", "Attempts this replica stopped watching because their owner adopted them.", ["workspace"]
+)
 UNSUBMITTED_CLAIMS = Gauge("dispatcher_unsubmitted_claims", "Claims recorded in the ledger with no submission and no final state.", ["workspace"])
 OLDEST_UNSUBMITTED_CLAIM = Gauge("dispatcher_oldest_unsubmitted_claim_age_seconds", "Age of the oldest such claim (0: none): runs stuck PENDING.", ["workspace"])
 

@@ -30,6 +30,6 @@ class Cloud:
 CLOUDS: tuple[Cloud, ...] = (
     Cloud("local", "providers.local.provider:LocalProvider"),
     Cloud("ecs", "providers.ecs.provider:EcsProvider", extra="aws"),
-    Cloud("cloud-run", "providers.cloud_run.template_only:CloudRunTemplateOnly", extra="gcp"),
+    Cloud("cloud-run", "providers.cloud_run.provider:CloudRunProvider", extra="gcp"),
     Cloud("aci", "providers.aci.provider:AciProvider", extra="azure"),
 )

@@ -87,6 +87,12 @@ class SubmitRequest(BaseModel):
         description="Fully resolved job configuration (Prefect semantics), of the provider's own class."
     )
     limits: RunLimits = Field(description="Caps decided by the dispatcher for this run.")
+    redrive: bool = Field(
+        default=False,
+        description="The dispatcher may have submitted this attempt before (recovery re-drives a claim that was never "
+        "recorded as submitted). A provider whose cloud has no idempotency key looks for the attempt's infrastructure "
+        "first; the others may ignore it.",
+    )
     secrets: RunSecrets = Field(
         default_factory=RunSecrets,
         exclude=True,

@@ -32,6 +32,11 @@ class PacerSettings(BaseModel):
     burst: float = Field(default=1.0, ge=1, description="Calls that may go at once after a quiet period.")
     increase_per_s: float = Field(default=0.05, ge=0, description="How much the rate grows per second of success.")
     decrease_factor: float = Field(default=0.5, gt=0, lt=1, description="Rate multiplier on each throttle.")
+    decrease_cooldown_s: float = Field(
+        default=0.0, ge=0,
+        description="Throttles within this many seconds of the last decrease count as one: calls already in flight "
+        "at the old rate bounce together (TCP decreases once per round trip). 0: every throttle decreases.",
+    )
 
 
 class AdaptivePacer:
@@ -47,6 +52,7 @@ class AdaptivePacer:
         self._paused_until = 0.0
         self._waiting = 0
         self._last_success = clock()
+        self._last_decrease = float("-inf")
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self.settings.burst, self._tokens + (now - self._updated) * self.rate)
@@ -83,7 +89,9 @@ class AdaptivePacer:
         """The cloud said "too many": slow down, and pause for its Retry-After."""
         now = self._clock()
         self._refill(now)
-        self.rate = max(self.settings.min_rate, self.rate * self.settings.decrease_factor)
+        if now - self._last_decrease >= self.settings.decrease_cooldown_s:
+            self.rate = max(self.settings.min_rate, self.rate * self.settings.decrease_factor)
+            self._last_decrease = now
         self._tokens = min(self._tokens, 0.0)
         if retry_after_s:
             self._paused_until = max(self._paused_until, now + retry_after_s)

@@ -209,6 +209,20 @@ class LoopConfig(BaseModel):
     health_stale_after_s: float = Field(
         default=60.0, gt=0, description="A loop without a successful tick for this long (and three of its periods) is not ready."
     )
+    membership_interval_s: float = Field(
+        default=3.0, gt=0, description="How often a replica beats in the ledger and reads which replicas are live."
+    )
+    member_ttl_s: float = Field(
+        default=15.0, gt=0,
+        description="A replica whose beat has not moved for this long is dead; its runs are taken over by the others "
+        "(takeover within this plus one recovery pass).",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_spans_beats(self) -> "LoopConfig":
+        if self.member_ttl_s < 2 * self.membership_interval_s:
+            raise ValueError("member_ttl_s must be at least twice membership_interval_s (one late beat is not a death)")
+        return self
 
 
 class DispatcherConfig(BaseModel):

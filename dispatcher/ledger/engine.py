@@ -7,6 +7,7 @@ a busy timeout (writers queue instead of failing with "database is locked").
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +101,30 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
-        # Persistent in the file; cheap no-op once the database is in WAL.
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL (persistent; a no-op once it is), waiting out other connections.
+
+    Entering WAL needs an exclusive lock, and SQLite may answer "database is locked" at once
+    instead of calling the busy handler (two connections opening a new ledger together, seen
+    on a loaded machine): so retry for as long as the busy timeout would have waited. This
+    runs in the driver's thread, where sleeping blocks no event loop.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, however the adapter wraps it
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _disable_driver_transactions(dbapi_connection: Any, _record: Any) -> None:

@@ -26,6 +26,7 @@ from dispatcher.health import Dependency, DependencyUnavailable, describe_error
 from . import metering
 from .budgets import BudgetLedger
 from .engine import create_ledger_engine, ledger_url
+from .membership import MembershipLedger
 from .migrate import upgrade_to_head
 from .models import AttemptRef, LedgerRun, UsageRow
 from .outbox import OutboxLedger, outbox_insert
@@ -52,8 +53,8 @@ def is_ledger_outage(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, TimeoutError))
 
 
-class Ledger(BudgetLedger, LedgerUsage, OutboxLedger):
-    """Async access to the ledger (runs; budgets, usage and the event outbox in the mixins). Create with :meth:`Ledger.open`."""
+class Ledger(BudgetLedger, LedgerUsage, OutboxLedger, MembershipLedger):
+    """Async access to the ledger (runs; budgets, usage, the event outbox and replica membership in the mixins). Create with :meth:`Ledger.open`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -89,6 +89,8 @@ class RunRecord(Base):
     flow_run_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     vcpu: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     memory_mib: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    # The replica that adopted the attempt for watching; null: the replica that submitted it (0004).
+    watcher: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
 
 
 class BudgetMonthRecord(Base):
@@ -151,6 +153,24 @@ class OutboxEventRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+
+
+class ReplicaRecord(Base):
+    """A dispatcher replica serving a workspace: alive while another replica sees ``beat`` change.
+
+    Liveness is judged by each reader on its own monotonic clock (did the counter move in
+    the last TTL?), so clocks that differ between hosts do not matter; ``beat_at`` is for people.
+    """
+
+    __tablename__ = "replicas"
+    __table_args__ = (PrimaryKeyConstraint("workspace", "replica_id"),)
+
+    workspace: Mapped[str] = mapped_column(String(255))
+    replica_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(255))  # the worker name shown in Prefect
+    beat: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 runs_table = RunRecord.__table__

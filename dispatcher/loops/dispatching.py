@@ -75,7 +75,7 @@ class Dispatching:
     async def _redrive(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt) -> None:
         try:
             async with self._slots:
-                await self.submitter.submit_claimed(flow_run, pool, attempt)
+                await self.submitter.submit_claimed(flow_run, pool, attempt, redrive=True)
         except Exception as exc:  # noqa: BLE001 - the next recovery pass tries again
             self.errors.report("redrive", str(attempt), exc)
 

@@ -1,6 +1,8 @@
 """Rebuild the in-flight set from Prefect and the ledger; re-drive orphaned claims.
 
-Runs at start and then periodically, so a replica also adopts what a dead replica left:
+Runs at start and then periodically, so a replica also adopts what a dead replica left.
+Replicas share the work: each acts only on the attempts it owns (:mod:`dispatcher.loops.shards`),
+and records in the ledger that it adopted one, so the replica that had it lets go.
 - a claim (PENDING, no infrastructure id) older than ``pending_grace_s``: its claimer died
   before submission (Prefect's own bug #20485) -> submit the same attempt again, idempotently;
   likewise RUNNING runs the ledger shows we claimed but never recorded as submitted;
@@ -30,6 +32,7 @@ from dispatcher.loops.decisions import TERMINAL
 from dispatcher.loops.dispatching import Dispatching
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import Attempt, ServedPool, TrackedRun
+from dispatcher.loops.shards import Shards
 from dispatcher.loops.submitter import Submitter
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 class Recovery:
     def __init__(
         self, *, prefect: PrefectApi, ledger: Ledger, inflight: InFlight, dispatching: Dispatching,
-        submitter: Submitter, pools: Mapping[str, ServedPool], loop: LoopConfig, errors: QuietErrors,
+        submitter: Submitter, pools: Mapping[str, ServedPool], loop: LoopConfig, errors: QuietErrors, shards: Shards,
     ) -> None:
         self.prefect = prefect
         self.ledger = ledger
@@ -52,21 +55,29 @@ class Recovery:
         self.pools = pools  # filled by the workspace as it loads them
         self.loop = loop
         self.errors = errors
+        self.shards = shards
         self.workspace = prefect.config.name
 
     async def run_once(self) -> None:
         """One pass. Each run is handled on its own: one that fails is reported and retried next
         pass, and never blocks the others; a dependency going down ends the pass (it is down for all)."""
         active = await self.prefect.active_runs(list(self.pools))
+        unmetered = await self.ledger.unmetered(self.workspace)
+        submitted = {(row.flow_run_id, row.infrastructure_id): row for row in unmetered if row.infrastructure_id}
         for flow_run in active:
             pool = self.pools.get(flow_run.work_pool_name or "")
-            if pool is not None:
+            if pool is not None and not self._someone_elses(flow_run, submitted):
                 await self._isolated(f"flow run {flow_run.id}", self._recover_active(flow_run, pool))
         active_by_id = {run.id: run for run in active}
-        for row in await self.ledger.unmetered(self.workspace):
+        for row in unmetered:
             await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row, active_by_id))
         for row in await self.ledger.unsubmitted(self.workspace):
             await self._isolated(f"attempt {row.attempt_id}", self._recover_unsubmitted(row, active_by_id))
+
+    def _someone_elses(self, flow_run: FlowRun, submitted: Mapping[tuple[str, str | None], LedgerRun]) -> bool:
+        """A run whose infrastructure the ledger knows, owned by another replica: nothing to do here (no reads)."""
+        row = submitted.get((str(flow_run.id), flow_run.infrastructure_pid))
+        return row is not None and not self.shards.owns(UUID(row.attempt_id))
 
     async def _isolated(self, subject: str, step: Awaitable[None]) -> None:
         try:
@@ -101,6 +112,8 @@ class Recovery:
         age = seconds_since(state.timestamp if state else None)
         if state is None or age <= self.loop.pending_grace_s:
             return
+        if attempt is not None and not self.shards.owns(attempt.attempt_id):
+            return  # its owner re-drives it
         if attempt is not None and (state.type == StateType.PENDING or (row is not None and state.type == StateType.RUNNING)):
             # Claimed (by us or a dead replica) and never recorded as submitted: submit the same attempt
             # again. The provider's idempotency key returns its infrastructure if it did start.
@@ -125,6 +138,8 @@ class Recovery:
         pool = self.pools.get(row.pool)
         if pool is None or row.infrastructure_id is None or self.inflight.is_watched(UUID(row.attempt_id)):
             return
+        if not self.shards.owns(UUID(row.attempt_id)):
+            return
         flow_run_id = UUID(row.flow_run_id)
         flow_run = active.get(flow_run_id) or await self.prefect.read_run(flow_run_id)
         if flow_run is not None:
@@ -141,6 +156,8 @@ class Recovery:
         flow_run_id = UUID(row.flow_run_id)
         pool = self.pools.get(row.pool)
         if pool is None or self.inflight.dispatching(flow_run_id) or seconds_since(row.claimed_at) <= self.loop.pending_grace_s:
+            return
+        if not self.shards.owns(UUID(row.attempt_id)):
             return
         flow_run = active.get(flow_run_id) or await self.prefect.read_run(flow_run_id)
         if flow_run is None:
@@ -175,6 +192,8 @@ class Recovery:
 
     async def _adopt(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt, infrastructure_id: str,
                      submitted_at: datetime | None) -> None:
+        if not self.shards.owns(attempt.attempt_id):
+            return  # its owner adopts it
         try:
             resolved = await self._configuration_for_watching(flow_run, pool)
         except InvalidJobConfiguration as exc:
@@ -192,6 +211,8 @@ class Recovery:
             attempt=attempt, pool=pool, infrastructure_id=infrastructure_id, configuration=resolved.configuration,
             submitted_at=submitted_at, max_runtime_s=pool.limits.max_runtime_s, secrets=resolved.secrets,
         ))
+        # The replica that watched it until now sees this and lets go (see Watcher.handed_over).
+        await self.ledger.set_watcher([str(attempt.attempt_id)], self.shards.replica_id)
 
     async def _configuration_for_watching(self, flow_run: FlowRun, pool: ServedPool) -> ResolvedConfiguration:
         """The same configuration (and secrets) submission used; if the deployment is gone, the pool template."""

@@ -92,16 +92,16 @@ class Submitter:
         await self.ledger.record_claim(attempt.ledger, self.workspace.name, pool.name, pool.provider.kind, utcnow())
         return attempt
 
-    async def submit_claimed(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt) -> None:
+    async def submit_claimed(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt, redrive: bool = False) -> None:
         """Everything after the claim. Per-run problems become final states; only an unavailable
-        Prefect or ledger is raised (the run stays claimed and recovery re-drives it)."""
+        Prefect or ledger is raised (the run stays claimed and recovery re-drives it, ``redrive=True``)."""
         try:
             resolved = await self._configuration(flow_run, pool, attempt)
         except RunRejected as rejected:
             await self._end_run(attempt, pool, rejected)
             return
         try:
-            await self._submit(flow_run, pool, attempt, resolved)
+            await self._submit(flow_run, pool, attempt, resolved, redrive)
         except (PrefectUnavailable, LedgerUnavailable):
             raise
         except ProviderError as exc:
@@ -132,7 +132,8 @@ class Submitter:
             raise RunRejected(budget.state_name, budget.message, hold=budget.hold)
         return resolved
 
-    def request_for(self, attempt: Attempt, pool: ServedPool, resolved: ResolvedConfiguration) -> SubmitRequest:
+    def request_for(self, attempt: Attempt, pool: ServedPool, resolved: ResolvedConfiguration,
+                    redrive: bool = False) -> SubmitRequest:
         return SubmitRequest(
             flow_run_id=attempt.flow_run_id,
             attempt_id=attempt.attempt_id,
@@ -141,11 +142,13 @@ class Submitter:
             pool=pool.name,
             configuration=resolved.configuration,
             limits=RunLimits(max_runtime_s=pool.limits.max_runtime_s),
+            redrive=redrive,
             secrets=resolved.secrets,
         )
 
-    async def _submit(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt, resolved: ResolvedConfiguration) -> None:
-        submission = await pool.provider.submit(self.request_for(attempt, pool, resolved))
+    async def _submit(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt, resolved: ResolvedConfiguration,
+                      redrive: bool = False) -> None:
+        submission = await pool.provider.submit(self.request_for(attempt, pool, resolved, redrive))
         await self.record(attempt, pool, resolved, submission.infrastructure_id)
         metrics.SUBMIT_LATENCY.labels(self.workspace.name).observe(max(0.0, seconds_since(_scheduled_time(flow_run))))
 

@@ -4,6 +4,9 @@ Each tick: one ``status_many`` per provider (providers batch per cloud call), th
 Prefect read for the states of all watched runs, read *after* the infrastructure so
 Prefect's view is never older than the cloud's. ``decide`` turns each pair into an
 action. Nothing here is per-cloud.
+
+Replicas share the watching: each observes the attempts it owns (:mod:`dispatcher.loops.shards`),
+and the ones it submitted itself until their owner has adopted them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.loops.decisions import TERMINAL, Action, Decision, Observation, decide, over_runtime_cap
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import TrackedRun
+from dispatcher.loops.shards import Shards
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi
 from dispatcher.prefect.states import set_state
 from providers.base import InfraPhase, InfraStatus
@@ -32,6 +36,8 @@ from providers.errors import ProviderError
 from providers.secrets import RunSecrets
 
 log = logging.getLogger(__name__)
+#: Every this many ticks the rows of owned attempts are read again (see Watcher._mark_watched).
+REVERIFY_TICKS = 10
 #: The state name an attempt's ledger row gets when Prefect moved on to a retry before it ended.
 RETRIED = "Retried"
 
@@ -39,13 +45,18 @@ RETRIED = "Retried"
 class Watcher:
     """What happens to the attempts ``inflight`` watches."""
 
-    def __init__(self, prefect: PrefectApi, ledger: Ledger, inflight: InFlight, loop: LoopConfig, errors: QuietErrors) -> None:
+    def __init__(self, prefect: PrefectApi, ledger: Ledger, inflight: InFlight, loop: LoopConfig, errors: QuietErrors,
+                 shards: Shards) -> None:
         self.prefect = prefect
+        self.shards = shards
         self.ledger = ledger
         self.inflight = inflight
         self.loop = loop
         self.errors = errors
         self._ledger_failed_this_tick = False
+        self._marked: set[UUID] = set()  # owned attempts whose row names this replica as their watcher
+        self._view: tuple[str, ...] = ()  # the live replicas when the marks were last read
+        self._ticks = 0
 
     async def tick(self) -> None:
         """Observe all watched attempts once and act on each, each on its own.
@@ -54,7 +65,7 @@ class Watcher:
         when Prefect is back), the rest waits. Ledger down: attempts that only need metering
         wait; cancellations and caps of the others go on.
         """
-        watched = self.inflight.watched()
+        watched = await self._watched_here()
         if not watched:
             return
         statuses = await self._observe_infrastructure(watched)
@@ -66,6 +77,50 @@ class Watcher:
         self._ledger_failed_this_tick = False
         for tracked in watched:
             await self._handle_isolated(tracked, runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id])
+
+    async def _watched_here(self) -> list[TrackedRun]:
+        """The attempts this replica owns, and those it holds for another until that one has adopted them."""
+        owned: list[TrackedRun] = []
+        held: list[TrackedRun] = []
+        for run in self.inflight.watched():
+            (owned if self.shards.owns(run.attempt.attempt_id) else held).append(run)
+        await self._mark_watched(owned)
+        if not held:
+            return owned
+        try:
+            adopted_by = await self.ledger.watchers([str(run.attempt.attempt_id) for run in held])
+        except LedgerUnavailable:
+            return owned + held  # cannot tell whether the owner has them yet: keep watching
+        kept = []
+        for run in held:
+            if adopted_by.get(str(run.attempt.attempt_id)) == self.shards.owner(run.attempt.attempt_id):
+                self.inflight.forget(run)
+                metrics.WATCH_HANDOVERS.labels(self.prefect.config.name).inc()
+            else:
+                kept.append(run)
+        return owned + kept
+
+    async def _mark_watched(self, owned: list[TrackedRun]) -> None:
+        """Name this replica in the rows of the attempts it owns, however it came to hold them
+        (submitted, re-driven, adopted, or ownership moved here), so a replica that also holds one lets go.
+
+        Rows are read again after each membership change and every ``REVERIFY_TICKS`` ticks: a
+        replica whose view lagged may have named itself in the meantime.
+        """
+        owned_ids = {run.attempt.attempt_id for run in owned}
+        self._ticks += 1
+        try:
+            if self.shards.live != self._view or self._ticks % REVERIFY_TICKS == 0:
+                self._view = self.shards.live
+                named = await self.ledger.watchers([str(attempt_id) for attempt_id in owned_ids])
+                self._marked = {a for a in owned_ids if named.get(str(a)) == self.shards.replica_id}
+            self._marked &= owned_ids
+            unmarked = owned_ids - self._marked
+            if unmarked:
+                await self.ledger.set_watcher([str(attempt_id) for attempt_id in unmarked], self.shards.replica_id)
+                self._marked |= unmarked
+        except LedgerUnavailable:
+            self._view = ()  # read again once it is back; meanwhile both replicas watch, harmlessly
 
     async def _observe_infrastructure(self, watched: list[TrackedRun]) -> dict[UUID, InfraStatus | None]:
         """Status per attempt; None where the provider could not be reached this tick."""

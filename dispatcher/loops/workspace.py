@@ -27,6 +27,7 @@ from dispatcher.loops.dispatching import Dispatching
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.recovery import Recovery
 from dispatcher.loops.served import ServedPool
+from dispatcher.loops.shards import Shards
 from dispatcher.loops.submitter import Submitter
 from dispatcher.loops.watcher import Watcher
 from dispatcher.policy.limits import effective_limits
@@ -59,9 +60,11 @@ class WorkspaceDispatcher:
         self.inflight = InFlight(workspace.name)
         self.submitter = Submitter(self.prefect, workspace, ledger, self.inflight)
         self.dispatching = Dispatching(self.prefect, self.submitter, self.inflight, self.loop, self.errors)
-        self.watcher = Watcher(self.prefect, ledger, self.inflight, self.loop, self.errors)
+        self.shards = Shards(ledger, workspace.name, worker_name, self.loop.member_ttl_s)
+        self.watcher = Watcher(self.prefect, ledger, self.inflight, self.loop, self.errors, self.shards)
         self.recovery = Recovery(prefect=self.prefect, ledger=ledger, inflight=self.inflight, dispatching=self.dispatching,
-                                 submitter=self.submitter, pools=self.pools, loop=self.loop, errors=self.errors)
+                                 submitter=self.submitter, pools=self.pools, loop=self.loop, errors=self.errors,
+                                 shards=self.shards)
         self.budgets = BudgetMonitor(self.prefect, ledger, workspace, self.inflight, self.pools)
         self.events = EventDelivery(self.prefect, ledger)
         self.loops: dict[str, LoopHealth] = {}
@@ -89,9 +92,12 @@ class WorkspaceDispatcher:
         """Run until ``shutdown()`` (the loops end after their current tick) or cancellation."""
         async with self.prefect:
             await self._load_pools()
+            with contextlib.suppress(DependencyUnavailable):  # alone until the ledger answers
+                await self.shards.tick()  # who else serves this workspace, before adopting anything
             await self.recovery.run_once()
             self.ready.set()
             loops = [self._every(self.loop.heartbeat_interval_s, self._heartbeat, "heartbeat"),
+                     self._every(self.loop.membership_interval_s, self.shards.tick, "membership"),
                      self._every(self.loop.watch_interval_s, self.watcher.tick, "watch", max_backoff_s=WATCH_MAX_BACKOFF_S),
                      self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover"),
                      self._every(self.loop.budget_interval_s, self.budgets.tick, "budgets"),
@@ -113,6 +119,8 @@ class WorkspaceDispatcher:
         for doorbell in self._doorbells.values():
             doorbell.set()
         await self.dispatching.stop(grace_s)
+        with contextlib.suppress(DependencyUnavailable):
+            await self.shards.leave()  # the others take this replica's runs now, not after the TTL
 
     async def _load_pools(self) -> None:
         for pool_config in self.workspace.pools:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Optional
 
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from providers.cloud_run.credentials import GcpCredentials
 
@@ -177,3 +177,44 @@ class CloudRunVariables(BaseVariables):
         ),
         examples=["service-account@example.iam.gserviceaccount.com"],
     )
+
+
+class CloudRunSettings(BaseModel):
+    """Dispatcher-side settings of the Cloud Run provider (``providers: {cloud-run: {...}}``), not per deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credentials: Optional[GcpCredentials] = Field(
+        default=None,
+        description="Operator credentials for prefect:managed pools and job configurations whose credentials block "
+        "is empty. None: Application Default Credentials.",
+    )
+    project: Optional[str] = Field(default=None, description="Project when neither the block nor its key names one.")
+    endpoint: str = Field(
+        default="https://run.googleapis.com",
+        description="Cloud Run Admin API endpoint (a regional endpoint, or an emulator in tests).",
+    )
+    anonymous: bool = Field(
+        default=False, description="Send no Authorization header (emulators only; never against Google)."
+    )
+    http_timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP request to the Admin API.")
+    max_connections: int = Field(default=50, ge=1, description="HTTP connections per credential set.")
+    list_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="Executions per page of the watch's jobs/-/executions list."
+    )
+    find_page_size: int = Field(default=200, ge=1, le=1000, description="Executions per page when find() looks.")
+    find_max_pages: int = Field(default=5, ge=1, description="Pages of a job's executions find() reads at most.")
+    job_idle_delete_s: float = Field(
+        default=3600.0, ge=0,
+        description="A job of ours whose newest execution ended this long ago is deleted by housekeeping "
+        "(unless keep_job); 0 never deletes.",
+    )
+    run_rate_per_s: float = Field(
+        default=1.0, gt=0,
+        description="Initial pace of :run calls per (project, region): Cloud Run's 'Job run requests per minute "
+        "per region' default is not published (60-180/min are reported); the pace adapts to 429s.",
+    )
+    run_rate_max_per_s: float = Field(default=20.0, gt=0, description="Never more :run calls per second than this.")
+    run_burst: float = Field(default=10.0, ge=1, description=":run calls that may go at once after a quiet period.")
+    run_rate_increase_per_s: float = Field(
+        default=0.1, ge=0, description="How fast the :run pace grows per second without 429s (calls/s per second).")

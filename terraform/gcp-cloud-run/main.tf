@@ -1,7 +1,8 @@
 # Credentials for the dispatcher on Google Cloud Run jobs (v2): a service account
-# with roles/run.developer that may act as (only) the runtime service account of
-# flow-run jobs; optionally a key for it and an Artifact Registry repository.
-# The same grants Prefect's `--provision-infra` makes for cloud-run-v2:push pools.
+# with a custom role holding exactly the permissions the provider calls, that may act
+# as (only) the runtime service account of flow-run jobs; optionally a key for it and
+# an Artifact Registry repository. Narrower than Prefect's `--provision-infra`
+# (roles/run.developer) for cloud-run-v2:push pools.
 
 locals {
   runtime_email = var.create_runtime_service_account ? google_service_account.runtime[0].email : var.runtime_service_account_email
@@ -33,10 +34,33 @@ resource "google_service_account" "dispatcher" {
   depends_on = [google_project_service.this]
 }
 
-# Jobs are created per flow run, so run.developer cannot be narrowed to existing jobs.
-resource "google_project_iam_member" "dispatcher_run_developer" {
+# Exactly the Admin API v2 permissions the Cloud Run provider calls, nothing broader:
+# tests/providers/test_cloud_run_terraform.py derives this list from the emulator's permission
+# counter after every provider path has run, and fails when the two differ. roles/run.developer
+# would add job updates, IAM policy reads, services, revisions and more. Jobs are created on
+# demand (one per configuration), so the role is project-wide rather than per job.
+resource "google_project_iam_custom_role" "dispatcher" {
+  project     = var.project_id
+  role_id     = var.dispatcher_role_id
+  title       = "Prefect push dispatcher (Cloud Run jobs)"
+  description = "Create, run with overrides, watch, cancel and delete the Cloud Run jobs of Prefect flow runs."
+  permissions = [
+    "run.executions.cancel",     # stop: cancellation and the runtime cap
+    "run.executions.list",       # the watch (jobs/-/executions) and finding a re-driven attempt
+    "run.jobs.create",           # one job per distinct configuration
+    "run.jobs.delete",           # housekeeping deletes idle jobs, and jobs that cannot become ready
+    "run.jobs.get",              # why a job refuses :run (still being created, or broken)
+    "run.jobs.list",             # housekeeping finds idle jobs
+    "run.jobs.run",              # one :run per flow run attempt
+    "run.jobs.runWithOverrides", # the run's env, args, timeout and task count
+  ]
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_project_iam_member" "dispatcher_run" {
   project = var.project_id
-  role    = "roles/run.developer"
+  role    = google_project_iam_custom_role.dispatcher.id
   member  = google_service_account.dispatcher.member
 }
 

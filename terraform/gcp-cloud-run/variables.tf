@@ -28,6 +28,17 @@ variable "dispatcher_account_id" {
   }
 }
 
+variable "dispatcher_role_id" {
+  description = "Id of the custom role with the Cloud Run permissions the dispatcher calls (projects/<project>/roles/<id>)."
+  type        = string
+  default     = "prefectPushDispatcher"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.]{3,64}$", var.dispatcher_role_id))
+    error_message = "dispatcher_role_id must be 3-64 letters, digits, underscores or periods."
+  }
+}
+
 variable "create_key" {
   description = "Create a JSON key for the dispatcher's service account (output service_account_key_json). Prefer workload identity: keys are long-lived and stored in the Terraform state."
   type        = bool
@@ -47,7 +58,7 @@ variable "token_creator_members" {
 }
 
 variable "allow_log_reading" {
-  description = "Grant roles/logging.viewer on the project so the dispatcher can show the last log lines of crashed runs (project-wide read of logs)."
+  description = "Grant roles/logging.viewer on the project (project-wide read of logs). The provider itself reads no logs: crash messages carry the execution's log link."
   type        = bool
   default     = false
 }

@@ -100,11 +100,11 @@ def refusing_prefect() -> Iterator[dict[int, str]]:
 
 @pytest.fixture
 async def pools(prefect_api_url: str) -> dict[str, str]:
-    """A local:push pool, a cloud-run-v2:push pool (provider not landed) and a process pool."""
+    """A local:push pool, an azure-container-instance:push pool (provider not landed) and a process pool."""
     suffix = uuid.uuid4().hex[:8]
-    names = {"local": f"local-{suffix}", "cloud-run": f"cr-{suffix}", "process": f"proc-{suffix}"}
+    names = {"local": f"local-{suffix}", "aci": f"aci-{suffix}", "process": f"proc-{suffix}"}
     await create_pool(prefect_api_url, names["local"], "local:push")
-    await create_pool(prefect_api_url, names["cloud-run"], "cloud-run-v2:push")
+    await create_pool(prefect_api_url, names["aci"], "azure-container-instance:push")
     async with PrefectClient(api=prefect_api_url) as client:
         await client.create_work_pool(WorkPoolCreate(name=names["process"], type="process"))
     return names
@@ -132,7 +132,7 @@ def test_check_passes_and_writes_nothing(prefect_api_url, pools, tmp_path):
 
 def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, capsys):
     missing = f"missing-{uuid.uuid4().hex[:8]}"
-    names = [pools["local"], missing, pools["process"], pools["cloud-run"]]
+    names = [pools["local"], missing, pools["process"], pools["aci"]]
     path = write_config(tmp_path, [workspace("analytics", prefect_api_url, *names)])
     code, lines = check(path, capsys)
     assert code == 4
@@ -142,8 +142,8 @@ def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, caps
         f"create it with `dispatcher pool create {missing} --type <push type>`",
         f"FAIL  pool[analytics/{pools['process']}] has type 'process', not a push type; the dispatcher serves "
         "local:push, ecs:push, cloud-run-v2:push, azure-container-instance:push, prefect:managed",
-        f"FAIL  pool[analytics/{pools['cloud-run']}] has type cloud-run-v2:push: provider 'cloud-run' is not yet "
-        "available (only its pool template has landed); serve can run pools of providers local, ecs "
+        f"FAIL  pool[analytics/{pools['aci']}] has type azure-container-instance:push: provider 'aci' is not yet "
+        "available (only its pool template has landed); serve can run pools of providers local, ecs, cloud-run "
         "(pool create works for every type)",
     ]
 

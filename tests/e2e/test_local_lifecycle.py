@@ -112,9 +112,10 @@ async def test_run_over_max_runtime_times_out(prefect_api_url, prefect_client, l
     run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
     config = dispatcher_config(prefect_api_url, local_pool, tmp_path, pool_type_limits=Limits(max_runtime_s=8))
     async with running_dispatcher(config):
-        await wait_until(prefect_client, [run.id], is_running, timeout_s=90)
+        # Not "wait for Running" first: the cap counts from submission, and on a loaded machine the
+        # engine may still be importing Prefect when it is reached, so Running may never be seen.
+        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=130)
         pid = _child_pid(tmp_path, run.id)
-        runs = await wait_until(prefect_client, [run.id], is_final, timeout_s=40)
         for _ in range(40):
             if not _alive(pid):
                 break

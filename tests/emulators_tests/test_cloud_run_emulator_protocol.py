@@ -194,3 +194,16 @@ def test_response_guard_catches_a_broken_response(cr, monkeypatch):
         executions.get_execution(name=name)
     assert len(cr.errors) == 2 and "taskCount" in cr.errors[1]
     cr.errors.clear()
+
+
+def test_delete_job_with_a_stale_etag_is_409_aborted(cr):
+    """DeleteJobRequest.etag: a job that ran since the caller read it is kept."""
+    jobs, executions, _ = clients(cr)
+    created = create(jobs, cr)
+    read = jobs.get_job(name=created.name)
+    run(jobs, created.name)
+    with pytest.raises(exceptions.Conflict, match="does not match"):
+        jobs.delete_job(request=run_v2.DeleteJobRequest(name=created.name, etag=read.etag))
+    fresh = jobs.get_job(name=created.name)
+    jobs.delete_job(request=run_v2.DeleteJobRequest(name=created.name, etag=fresh.etag)).result()
+    assert cr.jobs == {}

@@ -41,7 +41,9 @@ def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         # Nested directory: Ledger.open must create it.
         return f"sqlite+aiosqlite:///{tmp_path / 'state' / 'ledger.db'}"
     database = request.getfixturevalue("postgres_database")
-    in_own_loop(run_sql(database, "DROP TABLE IF EXISTS runs, budget_months, budget_alerts, budget_overrides, outbox_events, alembic_version"))
+    # Every table of the earlier test, whatever later migrations add.
+    in_own_loop(run_sql(database, "DROP SCHEMA public CASCADE"))
+    in_own_loop(run_sql(database, "CREATE SCHEMA public"))
     return database
 
 

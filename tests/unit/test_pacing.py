@@ -90,3 +90,13 @@ def test_pause_waits_without_slowing_down():
     assert p.wait_s() == pytest.approx(10) and p.rate == pytest.approx(2.0)
     clock.now += 10
     assert p.wait_s() == 0  # the burst is still there
+
+
+async def test_throttles_in_one_cooldown_window_decrease_once():
+    p, clock = pacer(initial_rate=8.0, decrease_cooldown_s=1.0)
+    for _ in range(5):  # calls in flight at the old rate bounce together
+        p.throttled()
+    assert p.rate == pytest.approx(4.0)
+    clock.now += 1.0
+    p.throttled()
+    assert p.rate == pytest.approx(2.0)

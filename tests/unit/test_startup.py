@@ -16,6 +16,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.startup.probes import PrefectUnreachable, probe_ledger
 from dispatcher.startup.preflight import bind_service_socket, read_push_pool, served_provider_kind, wait_for_prefect
 from dispatcher.startup.errors import StartupError, safe_url
+from providers import registry
 
 WS = WorkspaceConfig(name="analytics", api_url="http://prefect:4200/api", pools=[PoolConfig(name="p")])
 
@@ -185,7 +186,7 @@ async def test_ledger_probe_on_sqlite_reads_without_creating_anything(tmp_path: 
     assert await probe_ledger(dsn) == f"ledger {dsn} does not exist yet; serve creates it"
     assert not path.parent.exists()
     await (await Ledger.open(dsn)).close()
-    assert await probe_ledger(dsn) == f"ledger {dsn} reachable, schema revision 0003 (current)"
+    assert await probe_ledger(dsn) == f"ledger {dsn} reachable, schema revision 0004 (current)"
 
 
 async def test_ledger_probe_names_the_error_class_and_hides_the_password():

@@ -114,8 +114,10 @@ class Backend:
         chunk, next_token = page(mine, lambda job: job.name, parent, page_size, token)
         return {"jobs": [self.job_view(job) for job in chunk], "nextPageToken": next_token}
 
-    def delete_job(self, name: str, parent: str) -> dict[str, Any]:
+    def delete_job(self, name: str, parent: str, etag: str | None = None) -> dict[str, Any]:
         job = self.find_job(name)
+        if etag and etag != self.job_view(job)["etag"]:  # the job ran (or changed) since the caller read it
+            raise GoogleError(409, "ABORTED", f"Etag '{etag}' does not match the job's current etag.")
         for ex in [ex for ex in self.executions.values() if ex.job is job]:
             self._delete_execution(ex)
         job.deleted_at = now()

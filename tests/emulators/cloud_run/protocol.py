@@ -48,7 +48,7 @@ HANDLERS: dict[str, Handler] = {
                                                     _flag(r, "validateOnly")),
     "GetJob": lambda b, n, r, body: b.get_job(n["job"]),
     "ListJobs": lambda b, n, r, body: b.list_jobs(n["location"], _query_int(r, "pageSize"), r.arg("pageToken") or ""),
-    "DeleteJob": lambda b, n, r, body: b.delete_job(n["job"], n["location"]),
+    "DeleteJob": lambda b, n, r, body: b.delete_job(n["job"], n["location"], r.arg("etag")),
     "RunJob": lambda b, n, r, body: b.run_job(n["job"], n["location"], body),
     "GetExecution": lambda b, n, r, body: b.get_execution(n["execution"]),
     "ListExecutions": lambda b, n, r, body: b.list_executions(n["job"], _query_int(r, "pageSize"),
