@@ -198,3 +198,14 @@ def test_azure_errors_translate_by_class(exc, expected) -> None:
 def test_secrets_are_scrubbed_from_arm_messages() -> None:
     exc = _error(400, "InvalidRequestContent", message="bad value s3cret-value in env")
     assert "s3cret-value" not in str(translate(exc, "create", SubmissionRejected, secrets=["s3cret-value"]))
+
+
+def test_dispatcher_check_findings_never_show_the_secret() -> None:
+    from providers.aci.checks import check_aci_settings
+
+    assert [f.level for f in check_aci_settings(AciSettings())] == ["ok", "ok"]
+    partial = AciSettings(credentials={"client_id": "app", "client_secret": "s3cret-value"})
+    findings = check_aci_settings(partial)
+    assert findings[0].level == "fail" and all("s3cret-value" not in f.message for f in findings)
+    insecure = check_aci_settings(AciSettings(arm_endpoint="http://127.0.0.1:1"))
+    assert insecure[-1].level == "fail" and "allow_http" in insecure[-1].message
