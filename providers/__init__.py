@@ -31,5 +31,5 @@ CLOUDS: tuple[Cloud, ...] = (
     Cloud("local", "providers.local.provider:LocalProvider"),
     Cloud("ecs", "providers.ecs.provider:EcsProvider", extra="aws"),
     Cloud("cloud-run", "providers.cloud_run.provider:CloudRunProvider", extra="gcp"),
-    Cloud("aci", "providers.aci.template_only:AciTemplateOnly", extra="azure"),
+    Cloud("aci", "providers.aci.provider:AciProvider", extra="azure"),
 )

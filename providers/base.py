@@ -211,6 +211,13 @@ class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
         """The last lines the run's command printed, if the cloud keeps them; best effort."""
         return []
 
+    async def release(self, run: RunRef) -> None:
+        """The dispatcher has recorded everything it needs of this run (state, exit code, timestamps, log tail).
+
+        Providers whose infrastructure outlives its run (ACI container groups) delete it here,
+        or queue its deletion for ``housekeeping``. Best effort: never raises. Default: nothing.
+        """
+
     async def check_settings(self) -> list[SettingsFinding]:
         """Can the dispatcher-side settings work (credentials resolvable, directories writable...)?
 

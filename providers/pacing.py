@@ -66,9 +66,14 @@ class AdaptivePacer:
         shortfall = max(0.0, 1.0 - self._tokens) / self.rate
         return max(pause, shortfall)
 
-    def backlog_s(self) -> float:
-        """How long a call asking now would wait behind those already waiting."""
-        return self.wait_s() + self._waiting / self.rate
+    def backlog_s(self, ahead: int = 0) -> float:
+        """How long a call asking now would wait behind those already waiting (and ``ahead`` more callers
+        on their way here, e.g. submissions still doing their look-ups), burst tokens counted."""
+        now = self._clock()
+        self._refill(now)
+        pause = max(0.0, self._paused_until - now)
+        shortfall = max(0.0, self._waiting + ahead + 1.0 - self._tokens) / self.rate
+        return max(pause, shortfall)
 
     async def acquire(self) -> None:
         """Wait for this call's turn."""
@@ -91,6 +96,12 @@ class AdaptivePacer:
         if retry_after_s:
             self._paused_until = max(self._paused_until, now + retry_after_s)
 
+    def pause(self, retry_after_s: float) -> None:
+        """The cloud said "wait this long" for a limit that is not this quota's (a shared front-end bucket):
+        honour the wait, keep the rate and what is left of the burst."""
+        now = self._clock()
+        self._paused_until = max(self._paused_until, now + retry_after_s)
+
     def succeeded(self) -> None:
         """A call went through: grow the rate with the time that passed since the last growth."""
         now = self._clock()
@@ -103,13 +114,14 @@ class AdaptivePacer:
 class Pacers:
     """One pacer per quota key (e.g. ``("run", project, region)``), created on first use."""
 
-    def __init__(self, settings: PacerSettings) -> None:
+    def __init__(self, settings: PacerSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self._clock = clock
         self._pacers: dict[tuple[str, ...], AdaptivePacer] = {}
 
     def __call__(self, *key: str) -> AdaptivePacer:
         if key not in self._pacers:
-            self._pacers[key] = AdaptivePacer(self.settings)
+            self._pacers[key] = AdaptivePacer(self.settings, clock=self._clock)
         return self._pacers[key]
 
     def backlog_s(self) -> float:

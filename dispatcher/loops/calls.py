@@ -85,6 +85,13 @@ class ProviderCalls:
         except ProviderError:
             return []
 
+    async def release(self, run: RunRef) -> None:
+        """Best effort, no retries here: a provider keeps and retries what it could not clean up yet."""
+        try:
+            await self._call("release", lambda: self.provider.release(run), self.loop.provider_call_deadline_s)
+        except ProviderError as exc:
+            log.info("%s release of %s failed: %s", self.provider.kind, run.infrastructure_id, exc)
+
     async def check_settings(self) -> list[SettingsFinding]:
         return await self._call("check_settings", self.provider.check_settings, self.loop.provider_call_deadline_s)
 

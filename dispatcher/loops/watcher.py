@@ -270,6 +270,7 @@ class Watcher:
             workspace = self.prefect.config.name
             metrics.COMPUTE_SECONDS.labels(workspace, tracked.pool.name).inc(minutes * 60)
             metrics.RUNS_FINISHED.labels(workspace, tracked.pool.name, metrics.final_state_label(state_name)).inc()
+        await tracked.pool.provider.release(tracked.ref)  # recorded: the provider may delete what it kept
         self.inflight.forget(tracked)
 
     async def _stop(self, tracked: TrackedRun, reason: str, rate_limited: bool = False) -> None:

@@ -1,6 +1,6 @@
 """Azure Container Instances: Prefect's azure-container-instance:push pools.
 
-Only the pool template has landed (``template_only.py``); the provider follows.
+One container group per attempt (``provider.py``); see README.md in this package.
 Exports are loaded lazily, as for every cloud package, so reading the registry
 imports nothing a cloud does not need.
 """
@@ -12,24 +12,25 @@ from typing import TYPE_CHECKING
 from providers.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from providers.aci.config import AciJobConfiguration, AciVariables
+    from providers.aci.config import AciJobConfiguration, AciSettings, AciVariables
     from providers.aci.credentials import (
         ACRManagedIdentity,
         AzureContainerInstanceCredentials,
         DockerRegistryCredentials,
     )
-    from providers.aci.template_only import AciTemplateOnly
+    from providers.aci.provider import AciProvider
 
-__all__ = ["ACRManagedIdentity", "AciJobConfiguration", "AciTemplateOnly", "AciVariables",
+__all__ = ["ACRManagedIdentity", "AciJobConfiguration", "AciProvider", "AciSettings", "AciVariables",
            "AzureContainerInstanceCredentials", "DockerRegistryCredentials"]
 
 _MODULE_OF = {
     "AciJobConfiguration": "providers.aci.config",
     "AciVariables": "providers.aci.config",
+    "AciSettings": "providers.aci.config",
     "ACRManagedIdentity": "providers.aci.credentials",
     "AzureContainerInstanceCredentials": "providers.aci.credentials",
     "DockerRegistryCredentials": "providers.aci.credentials",
-    "AciTemplateOnly": "providers.aci.template_only",
+    "AciProvider": "providers.aci.provider",
 }
 
 

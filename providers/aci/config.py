@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from providers.aci.credentials import ACRManagedIdentity, AzureContainerInstanceCredentials, DockerRegistryCredentials
 
@@ -181,4 +181,71 @@ class AciVariables(_AciFields, BaseVariables):
         default=False,
         title="Keep Container Group After Completion",
         description="Keep the completed container group on Azure.",
+    )
+
+
+class AciSettings(BaseModel):
+    """Dispatcher-side settings of the ACI provider (``providers: {aci: {...}}``), not per deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credentials: Optional[AzureContainerInstanceCredentials] = Field(
+        default=None,
+        description="Operator credentials for prefect:managed pools and configurations whose aci_credentials block "
+        "is empty. None (and an empty block): DefaultAzureCredential (managed identity, environment, CLI).",
+    )
+    subscription_id: Optional[str] = Field(default=None, description="Subscription for configurations that name none.")
+    resource_group_name: Optional[str] = Field(
+        default=None, description="Resource group for configurations that name none."
+    )
+    location: Optional[str] = Field(
+        default=None,
+        description="Region of the container groups. None: the resource group's own location (Prefect's template "
+        "default, [resourceGroup().location]), read once per resource group.",
+    )
+    arm_endpoint: str = Field(
+        default="https://management.azure.com", description="Azure Resource Manager endpoint (sovereign clouds, emulators)."
+    )
+    allow_http: bool = Field(
+        default=False,
+        description="Send the bearer token to an http:// arm_endpoint (an emulator); never for real Azure.",
+    )
+    static_bearer_token: Optional[SecretStr] = Field(
+        default=None,
+        description="Emulators only: send this bearer token instead of asking Azure AD (requires allow_http).",
+    )
+    max_cpu: float = Field(default=4.0, gt=0, description="Largest vCPU request of one group (the region's maximum).")
+    max_memory_gb: float = Field(default=16.0, gt=0, description="Largest memory request of one group in GB.")
+    gpu_skus: list[str] = Field(
+        default_factory=lambda: ["K80", "P100", "V100"], description="GPU SKUs the region offers (gpu_sku values)."
+    )
+    create_quota_per_5min: int = Field(default=100, ge=1, description="Container group creates per 5 min (ACI quota).")
+    create_quota_per_hour: int = Field(default=300, ge=1, description="Container group creates per hour (ACI quota).")
+    delete_quota_per_5min: int = Field(default=100, ge=1, description="Container group deletes per 5 min (ACI quota).")
+    delete_quota_per_hour: int = Field(default=300, ge=1, description="Container group deletes per hour (ACI quota).")
+    reads_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="ARM reads per second per subscription the watcher may spend (ARM allows 25/s per principal; "
+        "the rest is left to deletes, logs and other tools).",
+    )
+    read_burst: float = Field(default=50.0, ge=1, description="Reads that may go at once after a quiet period.")
+    refresh_after_s: float = Field(
+        default=15.0, ge=0, description="A running group is read again (GET) at most this often; List covers the rest."
+    )
+    list_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="A resource group is listed at most this often (List costs one read per 100 groups but about "
+        "1 ms of CPU per group to deserialise; GETs carry the states anyway).",
+    )
+    log_lines_on_crash: int = Field(default=20, ge=0, description="Most container log lines shown for a crash.")
+    orphan_sweep_interval_s: float = Field(
+        default=300.0, gt=0, description="How often housekeeping lists known resource groups for groups left behind."
+    )
+    orphan_grace_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A finished group of ours that nobody released is deleted this long after it finished "
+        "(longer than any dispatcher outage during which its run still needs recording).",
     )

@@ -1,7 +1,9 @@
 # Credentials for the dispatcher on Azure Container Instances: an app registration
-# and service principal with a custom role limited to container groups and ARM
-# deployments in one resource group (Prefect's own provisioner grants Contributor
-# on the resource group instead), and a client secret.
+# and service principal with a custom role limited to the container group calls the
+# dispatcher makes in one resource group (Prefect's own provisioner grants Contributor
+# on the resource group instead), and a client secret. The dispatcher creates container
+# groups directly, without ARM deployments. tests/providers/test_aci_terraform.py keeps
+# the action list equal to what the provider calls on the emulator.
 
 data "azurerm_subscription" "current" {}
 data "azuread_client_config" "current" {}
@@ -35,18 +37,16 @@ data "azurerm_resource_group" "existing" {
 resource "azurerm_role_definition" "dispatcher" {
   name        = "${var.name_prefix}-aci-dispatcher-${var.resource_group_name}"
   scope       = local.resource_group_id
-  description = "Create (via ARM deployments), watch, read logs of, stop and delete container groups of Prefect flow runs in one resource group."
+  description = "Create, watch, read logs of, stop and delete container groups of Prefect flow runs in one resource group."
 
   permissions {
     actions = [
       "Microsoft.ContainerInstance/containerGroups/read",
       "Microsoft.ContainerInstance/containerGroups/write",
       "Microsoft.ContainerInstance/containerGroups/delete",
-      "Microsoft.ContainerInstance/containerGroups/start/action",
       "Microsoft.ContainerInstance/containerGroups/stop/action",
       "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
-      "Microsoft.Resources/deployments/*",
-      "Microsoft.Resources/subscriptions/resourceGroups/read",
+      "Microsoft.Resources/subscriptions/resourceGroups/read", # the group's location, once (unless configured)
     ]
     not_actions = []
   }

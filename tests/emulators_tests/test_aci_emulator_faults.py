@@ -68,6 +68,19 @@ async def test_accept_then_fail_creates_the_group_and_a_retried_put_restarts_it(
     assert aci_emu.calls["ContainerGroups_CreateOrUpdate"] == 3 and aci_emu.group("g2").puts == 2  # ...a restart
 
 
+async def test_outage_after_create_hides_the_group_until_it_is_switched_off(aci, aci_emu):
+    """The create is carried out, then ARM answers 503 to everything: the client cannot learn what happened."""
+    aci_emu.faults = Faults(outage_after_create=1)
+    with pytest.raises(HttpResponseError) as failed:
+        await create(aci)
+    assert failed.value.status_code == 503 and aci_emu.faults.outage and aci_emu.group("g1").puts == 1
+    with pytest.raises(HttpResponseError) as unavailable:
+        await aci.container_groups.get(RG, "g1")
+    assert (unavailable.value.status_code, error_code(unavailable.value)) == (503, "ServiceUnavailable")
+    aci_emu.faults.outage = False
+    assert (await aci.container_groups.get(RG, "g1")).name == "g1"
+
+
 async def test_lost_response_is_500_after_the_call_ran(aci, aci_emu):
     aci_emu.faults = Faults(lost_responses=1)
     with pytest.raises(HttpResponseError) as lost:

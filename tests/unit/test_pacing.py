@@ -84,6 +84,14 @@ def test_one_pacer_per_quota_key_and_the_worst_backlog():
     assert 29 < pacers.backlog_s() <= 30
 
 
+def test_pause_waits_without_slowing_down():
+    p, clock = pacer(initial_rate=2.0, burst=5)
+    p.pause(10)
+    assert p.wait_s() == pytest.approx(10) and p.rate == pytest.approx(2.0)
+    clock.now += 10
+    assert p.wait_s() == 0  # the burst is still there
+
+
 async def test_throttles_in_one_cooldown_window_decrease_once():
     p, clock = pacer(initial_rate=8.0, decrease_cooldown_s=1.0)
     for _ in range(5):  # calls in flight at the old rate bounce together

@@ -156,12 +156,19 @@ def test_a_pool_whose_provider_has_not_landed_is_refused():
     pool = PoolConfig(name="run")
     assert served_provider_kind(WS, pool, SimpleNamespace(type="local:push"), "local") == "local"
     assert served_provider_kind(WS, pool, SimpleNamespace(type="prefect:managed"), "ecs") == "ecs"
+    # Whichever cloud is still template only (the clouds land one by one).
+    from providers import registry
+
+    waiting = [kind for kind in registry.kinds() if not registry.is_servable(kind)]
+    if not waiting:
+        pytest.skip("every registered cloud has landed")
+    pool_type = registry.declaration(waiting[0]).pool_types[0]
     with pytest.raises(StartupError) as caught:
-        served_provider_kind(WS, pool, SimpleNamespace(type="azure-container-instance:push"), "local")
+        served_provider_kind(WS, pool, SimpleNamespace(type=pool_type), "local")
     assert caught.value.lines == [
-        "pool[analytics/run] has type azure-container-instance:push: provider 'aci' is not yet available (only its "
-        f"pool template has landed); serve can run pools of providers {', '.join(registry.servable_kinds())} (pool "
-        "create works for every type)"
+        f"pool[analytics/run] has type {pool_type}: provider '{waiting[0]}' is not yet available (only its "
+        f"pool template has landed); serve can run pools of providers {', '.join(registry.servable_kinds())} "
+        "(pool create works for every type)"
     ]
 
 

@@ -60,6 +60,11 @@ class Faults(kit.Faults):
     platform_restarts: int = 0
     """The next N containers exiting non-zero under ``restartPolicy: Never`` are restarted anyway, as the ACI docs
     warn the platform may do."""
+    outage_after_create: int = 0
+    """The next N creates of a new group are carried out, then answered 503, and ``outage`` is switched on: the
+    client never learns what happened (a re-drive after a crash must find the group by itself)."""
+    outage: bool = False
+    """Every call answers 503 ``ServiceUnavailable`` (not carried out) until a test switches it off."""
 
 
 class AciFaultDice(kit.FaultDice):
@@ -75,3 +80,9 @@ class AciFaultDice(kit.FaultDice):
 
     def platform_restart(self) -> bool:
         return self.take("platform_restarts")
+
+    def outage_after_create(self) -> bool:
+        if self.take("outage_after_create"):
+            self.faults.outage = True
+            return True
+        return False

@@ -69,6 +69,8 @@ class ArmProtocol:
         self._check_subscription(params["sub"])
         self.calls.record_permission(*route.permissions)
         headers.update(self._subscription_bucket(route))
+        if self.dice.faults.outage:
+            raise errors.service_unavailable()
         self.dice.before_call(route.op, self.wire)
         call = Call({**params, "_path": request.path}, self._parse(request), request.query_params,
                     _base_url(request.headers))
@@ -76,6 +78,8 @@ class ArmProtocol:
             self.backend.tick()
             answer = self.handlers[route.op](self.backend, call)
         self.dice.after_call(route.op, self.wire, mutating=route.mutating)
+        if route.op == "ContainerGroups_CreateOrUpdate" and answer.status == 201 and self.dice.outage_after_create():
+            raise errors.service_unavailable()
         if answer.output is not None and self.guard.broken(route.op, answer.output, answer.payload):
             raise errors.ArmError(500, "InternalServerError", f"Emulator: the {route.op} answer breaks its model")
         return answer
