@@ -61,8 +61,9 @@ def dispatcher_config(
 
 
 @contextlib.asynccontextmanager
-async def running_dispatcher(config: DispatcherConfig) -> AsyncIterator[Dispatcher]:
-    """Run a dispatcher in this event loop until the block ends."""
+async def running_dispatcher(config: DispatcherConfig, *, graceful: bool = False) -> AsyncIterator[Dispatcher]:
+    """Run a dispatcher in this event loop until the block ends: then cancelled, like a crash (the
+    replica's membership row stays until its TTL), or with ``graceful`` stopped as on SIGTERM."""
     dispatcher = Dispatcher(config)
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -73,6 +74,9 @@ async def running_dispatcher(config: DispatcherConfig) -> AsyncIterator[Dispatch
         if task.done():
             task.result()
         yield dispatcher
+        if graceful:
+            dispatcher.request_stop()
+            await asyncio.wait_for(asyncio.shield(task), timeout=config.loop.shutdown_grace_s + 30)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

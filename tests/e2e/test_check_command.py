@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from dispatcher.cli import main
 from dispatcher.demo.embedded import free_port
 from dispatcher.prefect.pools import create_pool
+from providers import CLOUDS, Cloud, registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("CHECK_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -100,11 +101,12 @@ def refusing_prefect() -> Iterator[dict[int, str]]:
 
 @pytest.fixture
 async def pools(prefect_api_url: str) -> dict[str, str]:
-    """A local:push pool, an azure-container-instance:push pool (provider not landed) and a process pool."""
+    """A local:push pool, a grid:push pool (a template-only cloud: its provider has not landed) and a process pool."""
     suffix = uuid.uuid4().hex[:8]
-    names = {"local": f"local-{suffix}", "aci": f"aci-{suffix}", "process": f"proc-{suffix}"}
+    names = {"local": f"local-{suffix}", "grid": f"grid-{suffix}", "process": f"proc-{suffix}"}
     await create_pool(prefect_api_url, names["local"], "local:push")
-    await create_pool(prefect_api_url, names["aci"], "azure-container-instance:push")
+    async with PrefectClient(api=prefect_api_url) as client:  # Prefect accepts any type; pool create knows only ours
+        await client.create_work_pool(WorkPoolCreate(name=names["grid"], type="grid:push"))
     async with PrefectClient(api=prefect_api_url) as client:
         await client.create_work_pool(WorkPoolCreate(name=names["process"], type="process"))
     return names
@@ -130,9 +132,12 @@ def test_check_passes_and_writes_nothing(prefect_api_url, pools, tmp_path):
     assert not (tmp_path / "state").exists() and not (tmp_path / "runs").exists()
 
 
-def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, capsys):
+def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, capsys, monkeypatch):
+    # The real clouds and one whose provider has not landed (all real ones have).
+    monkeypatch.setattr(registry, "default", registry.Registry(
+        [*CLOUDS, Cloud("grid", "tests.unit.registry_fakes:GridTemplateOnly", extra="grid")]))
     missing = f"missing-{uuid.uuid4().hex[:8]}"
-    names = [pools["local"], missing, pools["process"], pools["aci"]]
+    names = [pools["local"], missing, pools["process"], pools["grid"]]
     path = write_config(tmp_path, [workspace("analytics", prefect_api_url, *names)])
     code, lines = check(path, capsys)
     assert code == 4
@@ -141,9 +146,9 @@ def test_check_reports_every_pool_problem(prefect_api_url, pools, tmp_path, caps
         f"FAIL  pool[analytics/{missing}] not found on the server {prefect_api_url}; "
         f"create it with `dispatcher pool create {missing} --type <push type>`",
         f"FAIL  pool[analytics/{pools['process']}] has type 'process', not a push type; the dispatcher serves "
-        "local:push, ecs:push, cloud-run-v2:push, azure-container-instance:push, prefect:managed",
-        f"FAIL  pool[analytics/{pools['aci']}] has type azure-container-instance:push: provider 'aci' is not yet "
-        "available (only its pool template has landed); serve can run pools of providers local, ecs, cloud-run "
+        "local:push, ecs:push, cloud-run-v2:push, azure-container-instance:push, grid:push, prefect:managed",
+        f"FAIL  pool[analytics/{pools['grid']}] has type grid:push: provider 'grid' is not yet "
+        "available (only its pool template has landed); serve can run pools of providers local, ecs, cloud-run, aci "
         "(pool create works for every type)",
     ]
 

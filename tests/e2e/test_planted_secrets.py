@@ -129,7 +129,9 @@ async def test_a_restarted_dispatcher_knows_the_secrets_of_runs_it_adopts(prefec
     run = await _planted_run(prefect_client, local_pool, planted, release)
     config = dispatcher_config(prefect_api_url, local_pool, tmp_path)
     config.workspaces[0].api_key = SecretStr(planted["api_key"])
-    async with running_dispatcher(config):
+    # Restarted as an operator does (SIGTERM): the replica leaves the membership, so the new one
+    # owns every run at once. (After a crash it would wait member_ttl_s: see test_watch_shards.)
+    async with running_dispatcher(config, graceful=True):
         await wait_until(prefect_client, [run.id], lambda r: bool(r.infrastructure_pid), timeout_s=60)
     async with running_dispatcher(config) as restarted:  # recovery adopts the run before it reports healthy
         [adopted] = [r for r in restarted.workspaces[0].inflight.watched() if r.flow_run_id == run.id]

@@ -152,24 +152,13 @@ async def test_unknown_and_non_push_pools_are_start_up_errors():
                                    "prefect:managed"]
 
 
-def test_a_pool_whose_provider_has_not_landed_is_refused():
+def test_the_pool_type_picks_the_provider():
+    """(Pools of a cloud whose provider has not landed are refused: test_registry, with a template-only cloud.)"""
     pool = PoolConfig(name="run")
     assert served_provider_kind(WS, pool, SimpleNamespace(type="local:push"), "local") == "local"
     assert served_provider_kind(WS, pool, SimpleNamespace(type="prefect:managed"), "ecs") == "ecs"
-    # Whichever cloud is still template only (the clouds land one by one).
-    from providers import registry
-
-    waiting = [kind for kind in registry.kinds() if not registry.is_servable(kind)]
-    if not waiting:
-        pytest.skip("every registered cloud has landed")
-    pool_type = registry.declaration(waiting[0]).pool_types[0]
-    with pytest.raises(StartupError) as caught:
-        served_provider_kind(WS, pool, SimpleNamespace(type=pool_type), "local")
-    assert caught.value.lines == [
-        f"pool[analytics/run] has type {pool_type}: provider '{waiting[0]}' is not yet available (only its "
-        f"pool template has landed); serve can run pools of providers {', '.join(registry.servable_kinds())} "
-        "(pool create works for every type)"
-    ]
+    assert served_provider_kind(WS, pool, SimpleNamespace(type="azure-container-instance:push"), "local") == "aci"
+    assert served_provider_kind(WS, pool, SimpleNamespace(type="cloud-run-v2:push"), "local") == "cloud-run"
 
 
 def test_urls_lose_their_password():
