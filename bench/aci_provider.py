@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import peak_rss_mib  # noqa: E402
 from dispatcher.config import LoopConfig  # noqa: E402
 from dispatcher.loops.calls import ProviderCalls  # noqa: E402
 from providers.aci import AciJobConfiguration, AciProvider, AciSettings  # noqa: E402
@@ -53,9 +53,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=40.0, help="how long the lifecycle part offers runs")
     return parser.parse_args()
 
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def settings(emu: AciEmulator, **overrides) -> AciSettings:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import percentile, peak_rss_mib  # noqa: E402
 from dispatcher.loops.retry import call_with_retries  # noqa: E402
 from providers.base import InfraPhase, RunLimits, RunRef, SubmitRequest  # noqa: E402
 from providers.ecs import EcsJobConfiguration, EcsProvider, EcsSettings  # noqa: E402
@@ -50,15 +50,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def credentials(emu: EcsEmulator) -> dict:

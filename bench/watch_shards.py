@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ecs_dispatch import create_runs, job_variables, peak_rss_mib  # noqa: E402
+from bench.ecs_dispatch import create_runs, job_variables  # noqa: E402
+from bench.stats import peak_rss_mib  # noqa: E402
 from tests.emulators.ecs import EcsEmulator, Faults  # noqa: E402
 
 POOL = "bench-shards"

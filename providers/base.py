@@ -132,6 +132,18 @@ class InfraStatus(BaseModel):
     stop_cause: StopCause | None = Field(default=None, description="Why it stopped, when phase is EXITED.")
     reason: str | None = Field(default=None, description="The cloud's own explanation, safe to show users.")
 
+    @classmethod
+    def not_found(cls, infrastructure_id: str, reason: str, native_state: str = "MISSING") -> InfraStatus:
+        """The cloud has no record of it (deleted, expired, or never ours)."""
+        return cls(infrastructure_id=infrastructure_id, phase=InfraPhase.NOT_FOUND, native_state=native_state, reason=reason)
+
+    @classmethod
+    def unobserved(cls, infrastructure_id: str, error: Exception) -> InfraStatus:
+        """The call that would have observed it failed while others succeeded: unknown this tick, retried next."""
+        code = getattr(error, "code", None) or type(error).__name__
+        return cls(infrastructure_id=infrastructure_id, phase=InfraPhase.UNKNOWN, native_state=f"UNOBSERVED/{code}",
+                   reason=str(error))
+
 
 class SettingsFinding(BaseModel):
     """One result of :meth:`Provider.check_settings`, printed by ``dispatcher check``."""

@@ -146,10 +146,6 @@ def _cause(failed_deployment: bool, view_state: str, exit_code: Optional[int], c
     return StopCause.FAILED_TO_START  # Failed without an exit code: the container never ran
 
 
-def not_found_status(infrastructure_id: str, reason: str) -> InfraStatus:
-    return InfraStatus(infrastructure_id=infrastructure_id, phase=InfraPhase.NOT_FOUND, native_state="NotFound",
-                       reason=reason)
-
 
 def listed_status(infrastructure_id: str, provisioning: str) -> InfraStatus:
     """What List alone tells (no instanceView): only that the group exists and how far its deployment is."""

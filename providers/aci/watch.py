@@ -230,7 +230,7 @@ class StatusBook:
         except ProviderError as exc:
             if is_not_found(exc):
                 self.forget(target.infrastructure_id)
-                return mapping.not_found_status(target.infrastructure_id, "ACI has no such container group (deleted)")
+                return InfraStatus.not_found(target.infrastructure_id, "ACI has no such container group (deleted)", "NotFound")
             logger.info("could not read container group %s: %s", target.name, exc)
             self.failing[target.infrastructure_id] = f"{exc.code or type(exc).__name__}"
             return None

@@ -24,7 +24,6 @@ from typing import Optional
 from google.cloud import run_v2
 
 from providers.base import InfraPhase, InfraStatus, StopCause
-from providers.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +126,3 @@ def _failed(execution: run_v2.Execution, condition: run_v2.Condition, base: dict
     return InfraStatus(phase=InfraPhase.EXITED, stopped_at=stopped, exit_code=exit_code, stop_cause=cause,
                        reason=text, **base)
 
-
-def not_found_status(infrastructure_id: str, reason: str) -> InfraStatus:
-    return InfraStatus(infrastructure_id=infrastructure_id, phase=InfraPhase.NOT_FOUND, native_state="MISSING",
-                       reason=reason)
-
-
-def unobserved_status(infrastructure_id: str, error: ProviderError) -> InfraStatus:
-    """A run whose region's list failed while others succeeded: unknown this tick, retried next."""
-    return InfraStatus(infrastructure_id=infrastructure_id, phase=InfraPhase.UNKNOWN,
-                       native_state=f"UNOBSERVED/{error.code or type(error).__name__}", reason=str(error))

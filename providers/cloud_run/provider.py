@@ -224,10 +224,10 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
                 key, _ = self.clients.resolve(cfg.credentials)
                 client = await self.clients.client(cfg.credentials)
             except (ValueError, InvalidJobConfiguration) as exc:
-                results[index] = mapping.not_found_status(run.infrastructure_id, f"not a Cloud Run execution: {exc}")
+                results[index] = InfraStatus.not_found(run.infrastructure_id, f"not a Cloud Run execution: {exc}")
                 continue
             except ProviderError as exc:  # credentials unusable: unobserved, the dispatcher's deadline decides
-                results[index] = mapping.unobserved_status(run.infrastructure_id, exc)
+                results[index] = InfraStatus.unobserved(run.infrastructure_id, exc)
                 continue
             clients[(key, parent)] = client
             self.jobs.locations[(key, parent)] = client  # housekeeping also sweeps where runs of a past process live
@@ -295,10 +295,10 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
 def _status(name: str, outcome: dict[str, run_v2.Execution] | BaseException) -> InfraStatus:
     if isinstance(outcome, ProviderError):
         if is_not_found(outcome):
-            return mapping.not_found_status(name, str(outcome))
-        return mapping.unobserved_status(name, outcome)
+            return InfraStatus.not_found(name, str(outcome))
+        return InfraStatus.unobserved(name, outcome)
     assert isinstance(outcome, dict)
     execution = outcome.get(name)
     if execution is None:
-        return mapping.not_found_status(name, "absent from the location's executions list")
+        return InfraStatus.not_found(name, "absent from the location's executions list")
     return mapping.execution_status(execution, name)

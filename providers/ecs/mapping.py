@@ -115,15 +115,6 @@ def failure_status(failure: dict[str, Any], infrastructure_id: str) -> InfraStat
                        reason=text or None)
 
 
-def not_found_status(infrastructure_id: str, reason: str) -> InfraStatus:
-    return InfraStatus(infrastructure_id=infrastructure_id, phase=InfraPhase.NOT_FOUND, native_state="MISSING",
-                       reason=reason)
-
-
-def unobserved_status(infrastructure_id: str, error: ProviderError) -> InfraStatus:
-    """A run whose DescribeTasks chunk failed while others succeeded: unknown this tick, retried next."""
-    return InfraStatus(infrastructure_id=infrastructure_id, phase=InfraPhase.UNKNOWN,
-                       native_state=f"UNOBSERVED/{error.code or type(error).__name__}", reason=str(error))
 
 
 def run_task_failure(failures: list[dict[str, Any]]) -> ProviderError:

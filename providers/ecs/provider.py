@@ -197,7 +197,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
                 cluster, task_arn = naming.parse_infrastructure_id(run.infrastructure_id)
                 cfg = self.own(run.configuration)
             except (ValueError, InvalidJobConfiguration) as exc:
-                results[index] = mapping.not_found_status(run.infrastructure_id, f"not an ECS task of ours: {exc}")
+                results[index] = InfraStatus.not_found(run.infrastructure_id, f"not an ECS task of ours: {exc}")
                 continue
             key, creds = self.clients.resolve(cfg.aws_credentials)
             credentials[key] = creds
@@ -222,7 +222,7 @@ class EcsProvider(Provider[EcsJobConfiguration]):
             elif item.task_arn in failures:
                 statuses.append(mapping.failure_status(failures[item.task_arn], item.infrastructure_id))
             else:
-                statuses.append(mapping.not_found_status(item.infrastructure_id, "absent from the DescribeTasks answer"))
+                statuses.append(InfraStatus.not_found(item.infrastructure_id, "absent from the DescribeTasks answer"))
         return statuses
 
     # -- stop and logs ---------------------------------------------------------------------------
@@ -281,8 +281,8 @@ def _batch_statuses(batch: list[_Observed], outcome: Any) -> list[InfraStatus]:
     if not isinstance(outcome, ProviderError):
         return outcome
     if is_not_found(outcome):  # the cluster is gone, and its tasks with it
-        return [mapping.not_found_status(item.infrastructure_id, str(outcome)) for item in batch]
-    return [mapping.unobserved_status(item.infrastructure_id, outcome) for item in batch]
+        return [InfraStatus.not_found(item.infrastructure_id, str(outcome)) for item in batch]
+    return [InfraStatus.unobserved(item.infrastructure_id, outcome) for item in batch]
 
 
 def _all_not_found(errors: list[BaseException]) -> bool:

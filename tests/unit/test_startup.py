@@ -16,7 +16,6 @@ from dispatcher.ledger import Ledger
 from dispatcher.startup.probes import PrefectUnreachable, probe_ledger
 from dispatcher.startup.preflight import bind_service_socket, read_push_pool, served_provider_kind, wait_for_prefect
 from dispatcher.startup.errors import StartupError, safe_url
-from providers import registry
 
 WS = WorkspaceConfig(name="analytics", api_url="http://prefect:4200/api", pools=[PoolConfig(name="p")])
 
