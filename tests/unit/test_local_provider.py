@@ -150,8 +150,10 @@ async def test_processes_in_sessions_of_their_own_end_with_the_run(provider, tmp
     """`prefect flow-run execute` starts the engine in a new session: out of the command's group, not of the run."""
     pid_file = tmp_path / "escaped.pid"
     cfg = LocalJobConfiguration(command=python_command(f"""
-        import subprocess, sys, time
+        import os, subprocess, sys, time
         escaped = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        groups = f"{{os.getpgid(escaped.pid)}} {{os.getpgid(0)}}"
+        open({str(pid_file)!r} + ".groups", "w").write(groups)
         open({str(pid_file)!r}, "w").write(str(escaped.pid))
         if {ending!r} == "stopped":
             time.sleep(300)
@@ -160,7 +162,8 @@ async def test_processes_in_sessions_of_their_own_end_with_the_run(provider, tmp
     while not pid_file.exists() or not pid_file.read_text().strip():
         await asyncio.sleep(0.02)
     escaped = int(pid_file.read_text())
-    assert os.getpgid(escaped) != os.getpgid(int(json.loads((run_dir(provider.settings, ref) / "started.json").read_text())["pid"]))
+    escaped_group, command_group = Path(f"{pid_file}.groups").read_text().split()
+    assert escaped_group != command_group  # out of the command's process group
     if ending == "stopped":
         await provider.stop(ref, "cancelled by user")
     status = await wait_for(provider, ref, InfraPhase.EXITED)
