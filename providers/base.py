@@ -238,6 +238,11 @@ class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
         """
         return []
 
+    def start_timeout_s(self, configuration: ConfigT) -> float | None:
+        """How long this run's infrastructure may stay PENDING (not running its command yet) before the
+        run is Crashed and the infrastructure stopped; None: no limit but the runtime cap. Pure."""
+        return None
+
     def submit_backlog_s(self) -> float:
         """Seconds a submission asked for now would wait for the cloud's quota (client-side pacing).
 

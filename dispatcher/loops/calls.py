@@ -62,6 +62,9 @@ class ProviderCalls:
     def submit_backlog_s(self) -> float:
         return self.provider.submit_backlog_s()
 
+    def start_timeout_s(self, configuration: BaseJobConfiguration) -> float | None:
+        return self.provider.start_timeout_s(configuration)
+
     # -- cloud calls ------------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:

@@ -40,6 +40,9 @@ class Observation(BaseModel):
     infra: InfraStatus = Field(description="The infrastructure status.")
     elapsed_s: float = Field(description="Seconds since the infrastructure was submitted.")
     max_runtime_s: int = Field(description="Runtime cap of the run.")
+    start_timeout_s: float | None = Field(
+        default=None, description="How long the infrastructure may stay PENDING (the job's start timeout); None: no limit."
+    )
     terminal_for_s: float = Field(default=0.0, description="Seconds the run has been in a final state.")
     exited_for_s: float = Field(default=0.0, description="Seconds since the infrastructure was first seen EXITED.")
     exit_report_grace_s: float = Field(
@@ -122,6 +125,11 @@ def _decide_active(obs: Observation) -> Decision:
         return Decision(action=Action.WAIT)
     if obs.elapsed_s > obs.max_runtime_s:
         return Decision(action=Action.STOP_FOR_TIMEOUT, message=_timeout_message(obs.max_runtime_s))
+    if infra.phase == InfraPhase.PENDING and obs.start_timeout_s is not None and obs.elapsed_s > obs.start_timeout_s:
+        # Crashed first; the next tick sees a Crashed run whose infrastructure still exists and stops it.
+        reason = f": {infra.reason}" if infra.reason else ""
+        return Decision(action=Action.CRASH, message=f"Flow run infrastructure did not start within "
+                        f"{format_duration(obs.start_timeout_s)} ({infra.native_state}){reason}.")
     return Decision(action=Action.WAIT)
 
 

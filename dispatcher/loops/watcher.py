@@ -191,6 +191,7 @@ class Watcher:
             infra=status,
             elapsed_s=seconds_since(tracked.submitted_at),
             max_runtime_s=tracked.max_runtime_s,
+            start_timeout_s=tracked.pool.provider.start_timeout_s(tracked.configuration),
             terminal_for_s=now - tracked.terminal_since if tracked.terminal_since else 0.0,
             exited_for_s=now - tracked.exited_since if tracked.exited_since else 0.0,
             stop_requested=tracked.timeout_stop_requested,

@@ -72,6 +72,9 @@ class AciProvider(Provider[AciJobConfiguration]):
 
     # -- pure --------------------------------------------------------------------------------
 
+    def start_timeout_s(self, configuration: AciJobConfiguration) -> float | None:
+        return self.own(configuration).task_start_timeout_seconds
+
     def resources(self, configuration: AciJobConfiguration) -> ResourceRequest:
         return validation.resources(self.own(configuration))
 

@@ -113,7 +113,8 @@ AuthStringSecret = Annotated[Optional[str], _d(
 StreamOutput = Annotated[Optional[bool], _d(
     "Accepted for compatibility, not used: output goes to CloudWatch Logs when configure_cloudwatch_logs is set.")]
 StartTimeout = Annotated[Optional[int], _d(
-    "Accepted for compatibility, not used: the dispatcher observes task start itself.")]
+    "Seconds the task may take to start running its command (pulling the image, placement...) before the run is "
+    "marked crashed and the task stopped. Unset: only the runtime cap applies.")]
 PollInterval = Annotated[Optional[float], _d(
     "Accepted for compatibility, not used: the dispatcher polls all tasks in batches.")]
 

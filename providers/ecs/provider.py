@@ -83,6 +83,9 @@ class EcsProvider(Provider[EcsJobConfiguration]):
 
     # -- pure --------------------------------------------------------------------------------
 
+    def start_timeout_s(self, configuration: EcsJobConfiguration) -> float | None:
+        return self.own(configuration).task_start_timeout_seconds
+
     def resources(self, configuration: EcsJobConfiguration) -> ResourceRequest:
         return validation.resources(self.own(configuration))
 

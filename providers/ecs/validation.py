@@ -95,6 +95,8 @@ def validate(cfg: EcsJobConfiguration) -> None:
     """Raise InvalidJobConfiguration for the first value ECS would refuse."""
     command_argv(cfg)
     _check_network(cfg)
+    if cfg.task_start_timeout_seconds is not None and cfg.task_start_timeout_seconds <= 0:
+        raise InvalidJobConfiguration("task_start_timeout_seconds", cfg.task_start_timeout_seconds, "more than 0, or unset")
     if cfg.task_definition_arn:  # image, logs and roles come from the existing task definition
         if is_fargate(cfg) and cfg.cpu is not None and cfg.memory is not None:
             check_fargate_size(cfg.cpu, cfg.memory)  # they become task-level RunTask overrides

@@ -6,6 +6,7 @@ The emulator runs each task's container command on this machine (execute mode), 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -104,6 +105,24 @@ async def test_task_that_fails_to_start_ends_crashed_not_stuck_pending(prefect_a
     state = final[run.id].state
     assert state.name == "Crashed"
     assert "failed to start" in state.message and "CannotPullContainerError" in state.message
+
+
+async def test_task_that_does_not_start_within_its_start_timeout_is_crashed_and_stopped(prefect_api_url, prefect_client, tmp_path):
+    """task_start_timeout_seconds, as in Prefect's ECS worker: a task stuck provisioning ends the run."""
+    with EcsEmulator(provisioning_s=600, stop_timeout_s=1.0) as slow:
+        pool = await _pool(prefect_api_url)
+        run = await _run(prefect_client, pool, "hello", job_variables={"task_start_timeout_seconds": 3})
+        async with running_dispatcher(_config(prefect_api_url, pool, slow, tmp_path)):
+            final = await wait_until(prefect_client, [run.id], is_final, timeout_s=60)
+            state = final[run.id].state
+            task_arn = final[run.id].infrastructure_pid.partition("::")[2]
+            for _ in range(120):  # stopped by the next watch ticks
+                if slow.calls["StopTask"]:
+                    break
+                await asyncio.sleep(0.25)
+    assert state.name == "Crashed"
+    assert state.message.startswith("Flow run infrastructure did not start within 3s (PROVISIONING"), state.message
+    assert slow.calls["StopTask"] >= 1 and slow.tasks[task_arn].desired_status == "STOPPED"
 
 
 async def test_cancel_stops_the_task(prefect_api_url, prefect_client, emulator, tmp_path):

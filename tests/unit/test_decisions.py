@@ -133,3 +133,17 @@ def test_crash_message_shape():
 @pytest.mark.parametrize("seconds,text", [(8, "8s"), (60, "1m"), (90, "1m30s"), (86400, "24h00m"), (3725, "1h02m05s")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("state", [StateType.PENDING, StateType.RUNNING])
+def test_infrastructure_pending_past_its_start_timeout_crashes_then_is_stopped_as_a_leftover(state):
+    pulling = infra(InfraPhase.PENDING, reason="pulling image 'huge:latest'")
+    assert decide(obs(state, pulling, elapsed_s=239, start_timeout_s=240)).action == Action.WAIT
+    late = decide(obs(state, pulling, elapsed_s=241, start_timeout_s=240))
+    assert late.action == Action.CRASH
+    assert late.message == "Flow run infrastructure did not start within 4m (PENDING): pulling image 'huge:latest'."
+    # Started in time, or no start timeout: only the runtime cap applies.
+    assert decide(obs(state, infra(InfraPhase.RUNNING), elapsed_s=999, start_timeout_s=240)).action == Action.WAIT
+    assert decide(obs(state, pulling, elapsed_s=999, start_timeout_s=None)).action == Action.WAIT
+    # The run is Crashed now; its infrastructure still exists and is stopped.
+    assert decide(obs(StateType.CRASHED, pulling, elapsed_s=242, start_timeout_s=240)).action == Action.STOP_LEFTOVER
