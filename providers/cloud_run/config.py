@@ -215,6 +215,12 @@ class CloudRunSettings(BaseModel):
         "per region' default is not published (60-180/min are reported); the pace adapts to 429s.",
     )
     run_rate_max_per_s: float = Field(default=20.0, gt=0, description="Never more :run calls per second than this.")
+    run_quota_per_min: Optional[float] = Field(
+        default=None, gt=0,
+        description="Your project's 'Job run requests per minute per region' quota, if you know it (console, "
+        "Quotas page). Set: :run calls go at exactly that pace (a backlog drains at the quota, with no 429s); "
+        "unset: the pace starts at run_rate_per_s and adapts to 429s (AIMD), which averages below the quota.",
+    )
     run_burst: float = Field(default=10.0, ge=1, description=":run calls that may go at once after a quiet period.")
     run_rate_increase_per_s: float = Field(
         default=0.1, ge=0, description="How fast the :run pace grows per second without 429s (calls/s per second).")
