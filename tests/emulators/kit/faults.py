@@ -85,10 +85,10 @@ class _TokenBucket:
         self.at = now
         return self.tokens
 
-    def take(self, now: float) -> bool:
-        if self.peek(now) < 1:
+    def take(self, now: float, cost: float = 1) -> bool:
+        if self.peek(now) < cost:
             return False  # a refused call takes no token, as on the clouds' front ends
-        self.tokens -= 1
+        self.tokens -= cost
         return True
 
 
@@ -111,6 +111,12 @@ class FaultDice:
     @property
     def faults(self) -> Faults:
         return self._faults
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Drive the buckets by ``clock`` from now on (realistic mode's injectable clock); refills them."""
+        with self._lock:
+            self._clock = clock
+            self._buckets = {}
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
@@ -142,14 +148,15 @@ class FaultDice:
             jitter = self._rng.uniform(0, f.latency_jitter_s) if f.latency_jitter_s > 0 else 0.0
             return max(0.0, f.latency_s + jitter)
 
-    def admit(self, key: str, limit: RateLimit | None) -> bool:
-        """Take a token from the bucket named ``key`` (True if there was one, or no ``limit``).
+    def admit(self, key: str, limit: RateLimit | None, cost: float = 1) -> bool:
+        """Take ``cost`` tokens from the bucket named ``key`` (True if it had them, or no ``limit``).
 
         Operations use their own name as ``key``; a backend can keep other
-        buckets, such as a per-account task launch rate (``"launch:FARGATE"``).
+        buckets, such as a per-account task launch rate (``"launch:FARGATE"``,
+        ``cost`` = the tasks one RunTask launches). A refused call takes nothing.
         """
         with self._lock:
-            return self._admit(key, limit)
+            return self._admit(key, limit, cost)
 
     def admit_all(self, limits: dict[str, RateLimit]) -> str | None:
         """Take one token from every bucket in ``limits``, or none at all.
@@ -188,11 +195,11 @@ class FaultDice:
             bucket = self._buckets[key] = _TokenBucket(limit, now)
         return bucket
 
-    def _admit(self, key: str, limit: RateLimit | None) -> bool:
+    def _admit(self, key: str, limit: RateLimit | None, cost: float = 1) -> bool:
         if limit is None:
             return True
         now = self._clock()
-        return self._bucket(key, limit, now).take(now)
+        return self._bucket(key, limit, now).take(now, cost)
 
     def request_fault(self, op: str) -> str | None:
         """``THROTTLE``, ``SERVER_ERROR`` or None for this call (no sleeping)."""
