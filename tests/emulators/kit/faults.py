@@ -49,6 +49,9 @@ class Faults:
     """Each operation gets its own token bucket of this size; a call finding it empty is throttled."""
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     """Per-operation buckets, overriding ``rate_limit`` (where documented per-API rates go)."""
+    rate_groups: dict[str, str] = field(default_factory=dict)
+    """Operations sharing one bucket: ``{"GetJob": "Read requests", ...}``; the bucket is
+    ``rate_limits[group]``. An operation not listed has its own bucket, ``rate_limits[op]``."""
     lost_responses: int = 0
     """The next N calls are carried out, then answered 5xx as if the response was lost."""
     accept_then_fail: int = 0
@@ -69,6 +72,9 @@ class WireErrors:
     server_error: Callable[[], Exception]
     lost_response: Callable[[], Exception] | None = None
     accept_then_fail: Callable[[], Exception] | None = None
+    rate_limited: Callable[[str], Exception] | None = None
+    """The error for a call refused by bucket ``key`` of ``rate_limits`` (a named quota, such as Cloud Run's
+    "Read requests"); None: the ``throttle`` error."""
 
     def error_for(self, fault: str) -> Exception:
         factory = getattr(self, fault)
@@ -203,15 +209,22 @@ class FaultDice:
 
     def request_fault(self, op: str) -> str | None:
         """``THROTTLE``, ``SERVER_ERROR`` or None for this call (no sleeping)."""
+        return self._request_fault(op)[0]
+
+    def _request_fault(self, op: str) -> tuple[str | None, str | None]:
+        """The fault and, for a call an empty bucket refused, that bucket's key."""
         with self._lock:
             if not self.targets(op):
-                return None
-            limit = self._faults.rate_limits.get(op, self._faults.rate_limit)
-            if not self._admit(op, limit) or self._roll(self._faults.throttle_rate):
-                return THROTTLE
+                return None, None
+            key = self._faults.rate_groups.get(op, op)
+            limit = self._faults.rate_limits.get(key, self._faults.rate_limit)
+            if not self._admit(key, limit):
+                return THROTTLE, key
+            if self._roll(self._faults.throttle_rate):
+                return THROTTLE, None
             if self._roll(self._faults.server_error_rate):
-                return SERVER_ERROR
-            return None
+                return SERVER_ERROR, None
+            return None, None
 
     def response_fault(self, op: str, *, mutating: bool = False) -> str | None:
         """``LOST_RESPONSE``, ``ACCEPT_THEN_FAIL`` or None for a call already carried out."""
@@ -226,7 +239,9 @@ class FaultDice:
         delay = self.latency()
         if delay:
             self._sleep(delay)
-        fault = self.request_fault(op)
+        fault, bucket = self._request_fault(op)
+        if bucket is not None and wire.rate_limited is not None:
+            raise wire.rate_limited(bucket)
         if fault is not None:
             raise wire.error_for(fault)
 

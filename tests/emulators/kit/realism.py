@@ -88,6 +88,8 @@ class Profile:
 
     api_rates: dict[str, RateLimit]
     phase_s: dict[str, float]
+    api_groups: dict[str, str] = field(default_factory=dict)
+    """Operations sharing a bucket of ``api_rates`` (``Faults.rate_groups``): Cloud Run's read/write quotas."""
     launch_knobs: dict[str, Any] = field(default_factory=dict)
     """Fault knobs set when ``launch_limits`` is on (``{"launch_limits": {...}}``)."""
     network_knobs: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +116,7 @@ class Profile:
                 setattr(faults, name, value)
         if realism.api_rates:
             faults.rate_limits = {**self.api_rates, **faults.rate_limits}
+            faults.rate_groups = {**self.api_groups, **faults.rate_groups}
         return faults
 
     def phase(self, name: str, realism: Realism) -> float:
