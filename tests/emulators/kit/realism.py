@@ -17,6 +17,7 @@ throughput a real account would get.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from collections.abc import Callable
@@ -92,6 +93,8 @@ class Profile:
     """Operations sharing a bucket of ``api_rates`` (``Faults.rate_groups``): Cloud Run's read/write quotas."""
     launch_knobs: dict[str, Any] = field(default_factory=dict)
     """Fault knobs set when ``launch_limits`` is on (``{"launch_limits": {...}}``)."""
+    api_knobs: dict[str, Any] = field(default_factory=dict)
+    """Fault knobs set when ``api_rates`` is on, for a cloud whose API buckets are its own (ARM's ``arm_limits``)."""
     network_knobs: dict[str, Any] = field(default_factory=dict)
     """Fault knobs set when ``validate_network`` is on (``{"validate_network": True}``)."""
     always_knobs: dict[str, Any] = field(default_factory=dict)
@@ -105,6 +108,8 @@ class Profile:
         capacity rate of ``realism`` is applied only if non-zero.
         """
         knobs: dict[str, Any] = dict(self.always_knobs)
+        if realism.api_rates:
+            knobs.update(self.api_knobs)
         if realism.launch_limits:
             knobs.update(self.launch_knobs)
         if realism.validate_network:
@@ -113,7 +118,7 @@ class Profile:
             knobs[self.capacity_rate_knob] = realism.capacity_failure_rate
         for name, value in knobs.items():
             if _is_default(faults, name):
-                setattr(faults, name, value)
+                setattr(faults, name, copy.copy(value))  # a test may change its knob, never the profile
         if realism.api_rates:
             faults.rate_limits = {**self.api_rates, **faults.rate_limits}
             faults.rate_groups = {**self.api_groups, **faults.rate_groups}
