@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from tests.emulators.ecs import EcsEmulator, Faults
 from tests.emulators.ecs.realistic import CAPACITY_REASON
-from tests.emulators.kit import Realism
+from tests.emulators.kit import RateLimit, Realism
 from tests.emulators_tests.ecs_helpers import NO_RETRY, client, error, register, run
 
 DEFAULT_NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-0defaulta"], "securityGroups": ["sg-0default"]}}
@@ -128,9 +128,10 @@ def test_phase_times_are_fargate_times_scaled(clock):
 def test_explicit_phase_times_and_test_knobs_win(clock):
     with EcsEmulator(realistic=Realism(clock=clock), provisioning_s=0.01) as emu:
         assert emu.backend.lifecycle.timings.provisioning_s == 0.01
-        emu.faults = Faults(capacity_failures=1, launch_limits={})  # a new Faults object stays realistic...
-        assert emu.faults.rate_limits["RunTask"].per_s == 20 and emu.faults.validate_network
-        assert emu.faults.launch_limits  # ...an empty dict is the default, so realistic fills it
+        slow_launches = {"FARGATE": RateLimit(per_s=1, burst=1)}
+        emu.faults = Faults(capacity_failures=1, launch_limits=slow_launches)  # a new Faults object...
+        assert emu.faults.rate_limits["RunTask"].per_s == 20 and emu.faults.validate_network  # ...stays realistic
+        assert emu.faults.launch_limits == slow_launches  # the test's own knob wins over the profile's
 
 
 def test_default_mode_is_unchanged_and_the_environment_switches_it(monkeypatch):
