@@ -14,7 +14,6 @@ from tests.emulators.cloud_run.realistic import RUN_REQUESTS_PER_MINUTE
 from tests.emulators.kit import RateLimit, Realism, per_minute
 from tests.emulators_tests.cloud_run_helpers import clients, create, job
 
-
 READY_AT_ONCE = {"job_ready_s": 0.0}  # create().result() would otherwise poll the operation a whole second
 
 

@@ -33,10 +33,12 @@ class Networks:
         return ref if ref.startswith("projects/") else f"projects/{self.project}/global/networks/{ref}"
 
     def subnetwork_name(self, ref: str) -> str:
-        return ref if ref.startswith("projects/") else f"projects/{self.project}/regions/{self.region}/subnetworks/{ref}"
+        prefix = f"projects/{self.project}/regions/{self.region}/subnetworks/"
+        return ref if ref.startswith("projects/") else prefix + ref
 
     def connector_name(self, ref: str) -> str:
-        return ref if ref.startswith("projects/") else f"projects/{self.project}/locations/{self.region}/connectors/{ref}"
+        prefix = f"projects/{self.project}/locations/{self.region}/connectors/"
+        return ref if ref.startswith("projects/") else prefix + ref
 
     def add_network(self, name: str) -> str:
         with self.lock:
@@ -79,5 +81,6 @@ class Networks:
                                       f"Subnetwork '{full}' does not exist."))
                     elif network and owner != self.network_name(network):
                         found.append((f"{path}.networkInterfaces[{i}].subnetwork",
-                                      f"Subnetwork '{full}' does not belong to network '{self.network_name(network)}'."))
+                                      f"Subnetwork '{full}' belongs to network '{owner}', not to the "
+                                      "interface's network."))
         return found

@@ -71,8 +71,9 @@ class RestProtocol:
         self.backend, self.dice, self.calls, self.auth, self.tokens = backend, dice, calls, auth, tokens
         self.guard = ResponseGuard(codec.find_issues, errors, enabled=validate_responses, describe=summary)
         project = backend.project_number
-        self.wire = WireErrors(throttle=throttled, server_error=unavailable, accept_then_fail=unavailable,
-                               rate_limited=lambda quota: quota_exceeded(quota, QUOTA_LIMITS.get(quota, quota), project))
+        self.wire = WireErrors(
+            throttle=throttled, server_error=unavailable, accept_then_fail=unavailable,
+            rate_limited=lambda quota: quota_exceeded(quota, QUOTA_LIMITS.get(quota, quota), project))
         """A named quota's bucket (realistic mode's read/write quotas) answers Google's quota error."""
 
     def handle(self, request: Request) -> Response:

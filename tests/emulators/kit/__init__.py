@@ -26,9 +26,9 @@ from .faults import (
     WireErrors,
 )
 from .http import HttpServer, Request, Response, WireProtocol, bearer_token
+from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
 from .realism import Profile, Realism, per_minute
 from .realism import resolve as resolve_realism
-from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
 from .routing import RouteMatch, match_route
 from .runs import RunDefaults
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
@@ -36,6 +36,7 @@ from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "CloudError", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "ProcessRunner",
-    "Profile", "RateLimit", "Realism", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults", "StartFailure", "WireErrors",
-    "WireProtocol", "bearer_token", "container_environment", "exit_code_of", "match_route", "per_minute", "poll_until", "resolve_realism", "summary",
+    "Profile", "RateLimit", "Realism", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults",
+    "StartFailure", "WireErrors", "WireProtocol", "bearer_token", "container_environment", "exit_code_of",
+    "match_route", "per_minute", "poll_until", "resolve_realism", "summary",
 ]
