@@ -60,11 +60,14 @@ def test_fargate_launch_rate_refuses_the_whole_run_task(clock):
             run(ecs, networkConfiguration=DEFAULT_NETWORK)
         assert error(excinfo) == ("ThrottlingException", "Rate exceeded", 400)
         assert len(emu.tasks) == 100  # nothing launched by the refused call
+        spot = [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+        assert run(ecs, launchType=None, capacityProviderStrategy=spot, count=10,
+                   networkConfiguration=DEFAULT_NETWORK)["tasks"]  # Spot launches have their own bucket
         clock.now += 0.25  # 20 tasks per second: 5 tokens
         with pytest.raises(ClientError):
             run(ecs, count=6, networkConfiguration=DEFAULT_NETWORK)
         assert len(run(ecs, count=5, networkConfiguration=DEFAULT_NETWORK)["tasks"]) == 5
-        assert emu.errors == []
+        assert len(emu.tasks) == 115 and emu.errors == []
 
 
 def test_run_task_api_bucket_is_twenty_per_second(clock):
