@@ -56,8 +56,10 @@ class TerraformOutputs(BaseModel):
         return self.values.get(name)
 
     def secret_strings(self) -> list[str]:
-        """Every string inside a sensitive output (to scrub error messages with)."""
-        return [s for name in self.sensitive for s in _strings(self.values.get(name))]
+        """Every string inside a sensitive output that no other output shows (a sensitive object may hold
+        the region or a role ARN that are outputs of their own): what is scrubbed from any text shown."""
+        public = {s for name, value in self.values.items() if name not in self.sensitive for s in _strings(value)}
+        return [s for name in self.sensitive for s in _strings(self.values.get(name)) if s not in public]
 
     def scrub(self, text: str) -> str:
         return redact_text(text, self.secret_strings())
