@@ -110,11 +110,20 @@ def _pool_create(args: argparse.Namespace) -> int:
 def _pool_from_terraform(args: argparse.Namespace) -> int:
     from dispatcher.terraform.command import CommandFailed, FromTerraform, PrefectConnection, from_terraform
 
-    api_url = args.api_url or os.environ.get("PREFECT_API_URL")
-    if not api_url:
-        return _fail(["set --api-url or PREFECT_API_URL"], EXIT_USAGE)
-    connection = PrefectConnection(api_url=api_url, api_key=os.environ.get("PREFECT_API_KEY") or None,
-                                   auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None)
+    if args.config:  # a workspace's connection from dispatcher.yaml, as `serve` uses it
+        workspaces = load_config(Path(args.config)).workspaces
+        chosen = [ws for ws in workspaces if args.workspace in (None, ws.name)]
+        if len(chosen) != 1:
+            names = ", ".join(ws.name for ws in workspaces)
+            return _fail([f"name one workspace of {args.config} with --workspace ({names})"], EXIT_USAGE)
+        ws = chosen[0]
+        connection = PrefectConnection(api_url=ws.api_url, api_key=ws.api_key, auth_string=ws.auth_string)
+    elif args.api_url or os.environ.get("PREFECT_API_URL"):
+        connection = PrefectConnection(api_url=args.api_url or os.environ["PREFECT_API_URL"],
+                                       api_key=os.environ.get("PREFECT_API_KEY") or None,
+                                       auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None)
+    else:
+        return _fail(["set --api-url, PREFECT_API_URL or --config"], EXIT_USAGE)
     request = FromTerraform(source=args.outputs, pool=args.name, module=args.module, block_name=args.block_name)
     try:
         lines = asyncio.run(from_terraform(request, connection))
@@ -248,7 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     from_tf.add_argument("--module", choices=["aws-ecs", "gcp-cloud-run", "azure-aci"],
                          help="The module that produced the outputs (default: recognised from their names).")
     from_tf.add_argument("--block-name", help="Name of the credentials block (default: the pool's name).")
-    from_tf.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL).")
+    where = from_tf.add_mutually_exclusive_group()
+    where.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL, with $PREFECT_API_KEY or "
+                                         "$PREFECT_API_AUTH_STRING).")
+    where.add_argument("--config", help="Use a workspace's connection from this dispatcher.yaml instead.")
+    from_tf.add_argument("--workspace", help="With --config: the workspace (needed when it has several).")
     from_tf.set_defaults(func=_pool_from_terraform)
 
     usage = sub.add_parser(

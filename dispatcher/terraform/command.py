@@ -1,8 +1,8 @@
 """``dispatcher pool from-terraform``: read outputs, recognise the module, write block and pool, report.
 
-Every failure an operator can cause or meet ends in one line and an exit code, and
-every line printed is scrubbed of the outputs' secret strings (a server's error
-message may echo what it was sent).
+Every failure an operator can cause or meet ends in one line and an exit code; a
+server's error message is scrubbed of the outputs' secret strings (it may echo what
+it was sent).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
         async with connection.client() as client:
             unhealthy = await client.api_healthcheck()
             if unhealthy is not None:
-                raise CommandFailed(f"Prefect API {safe_url(connection.api_url)} unreachable: "
+                raise CommandFailed(f"Prefect API {safe_url(connection.api_url)} unreachable or refusing: "
                                     f"{_one_line(unhealthy)}", EXIT_DEPENDENCY)
             changes = await sync_pool(client, module, settings, target)
     except PoolTypeMismatch as exc:
@@ -86,8 +86,10 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
     except httpx.HTTPError as exc:
         raise CommandFailed(f"Prefect API {safe_url(connection.api_url)} unreachable: {_one_line(exc)}",
                             EXIT_DEPENDENCY) from None
+    # Lines hold names, block ids and values of non-sensitive outputs only (Terraform refuses a
+    # sensitive value in a non-sensitive output), so they are not scrubbed: that would mangle names.
     header = f"module {module.name} -> work pool {request.pool!r} ({module.pool_type})"
-    return [outputs.scrub(line) for line in [header, *(c.render() for c in changes), _summary(changes)]]
+    return [header, *(c.render() for c in changes), _summary(changes)]
 
 
 def _summary(changes: list) -> str:
