@@ -29,8 +29,7 @@ class PrefectConnection(BaseModel):
     auth_string: SecretStr | None = Field(default=None, description="Self-hosted basic auth 'user:password'.")
 
     def client(self) -> PrefectClient:
-        reveal = lambda s: s.get_secret_value() if s is not None else None  # noqa: E731
-        return PrefectClient(api=self.api_url, api_key=reveal(self.api_key), auth_string=reveal(self.auth_string))
+        return PrefectClient(api=self.api_url, api_key=_reveal(self.api_key), auth_string=_reveal(self.auth_string))
 
 
 class FromTerraform(BaseModel):
@@ -95,6 +94,10 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
 def _summary(changes: list) -> str:
     changed = [c for c in changes if c.action in ("created", "updated", "registered")]
     return "no changes" if not changed else f"{len(changed)} change(s)"
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
 
 
 def _one_line(exc: BaseException) -> str:

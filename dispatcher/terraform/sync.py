@@ -1,9 +1,10 @@
 """Write a module's outputs to Prefect: its credentials block, then the pool's defaults.
 
 Idempotent: each object is compared with what the server has and written only when
-it differs (the block in place: same document id). Block values are never shown;
-a default's value is shown unless it is secret (a sensitive output, a credentials
-reference, or a variable the template marks write-only).
+it differs (the block in place: same document id). Block values are never shown.
+Defaults come from the modules' non-sensitive job-variables outputs; a default's
+value is shown unless it is the credentials reference (its block id is shown) or a
+variable the template marks write-only (ACI's subscription_id).
 """
 
 from __future__ import annotations
@@ -114,23 +115,26 @@ async def _sync_pool_defaults(client: PrefectClient, module: TerraformModule, po
     else:
         template = copy.deepcopy(pool.base_job_template)
     properties = template.get("variables", {}).get("properties", {})
-    default_changes = [_set_default(properties, variable, value, module) for variable, value in defaults.items()]
+    changed = "created" if pool is None else "updated"
+    default_changes = [_set_default(properties, variable, value, module, changed)
+                       for variable, value in defaults.items()]
     subject = f"work pool {name!r} ({module.pool_type})"
     if pool is None:
         await client.request("POST", "/work_pools/", json={"name": name, "type": module.pool_type,
                                                            "base_job_template": template})
         changes.append(Change(action="created", subject=subject, detail="with our base job template"))
-    elif any(c.action == "updated" for c in default_changes):
+    elif any(c.action == changed for c in default_changes):
         await client.request("PATCH", "/work_pools/{name}", path_params={"name": name},
                              json={"base_job_template": template})
         changes.append(Change(action="updated", subject=subject, detail="base job template defaults"))
     else:
         changes.append(Change(action="unchanged", subject=subject))
-    changes.extend(c.model_copy(update={"action": "created"}) if pool is None and c.action == "updated" else c
-                   for c in default_changes)
+    changes.extend(default_changes)
 
 
-def _set_default(properties: dict[str, Any], variable: str, value: Any, module: TerraformModule) -> Change:
+def _set_default(properties: dict[str, Any], variable: str, value: Any, module: TerraformModule,
+                 changed: Action) -> Change:
+    """Set one variable's default in ``properties``; a dict is merged into the pool's own (a block reference is not)."""
     subject = f"  default {variable}"
     schema = properties.get(variable)
     if schema is None:
@@ -142,7 +146,7 @@ def _set_default(properties: dict[str, Any], variable: str, value: Any, module: 
     if current == new:
         return Change(action="unchanged", subject=subject, detail=shown)
     schema["default"] = new
-    return Change(action="updated", subject=subject, detail=shown)
+    return Change(action=changed, subject=subject, detail=shown)
 
 
 def _shown(variable: str, value: Any, schema: dict[str, Any], module: TerraformModule) -> str:
