@@ -37,7 +37,7 @@ class TerraformModule(BaseModel):
     outputs: frozenset[str] = Field(description="Output names declared in its outputs.tf.")
     sensitive: frozenset[str] = Field(description="Outputs declared sensitive (kept secret even if the marks are lost).")
     optional_outputs: frozenset[str] = Field(
-        default=frozenset(), description="Outputs read when present that outputs.tf may not declare (yet)."
+        default=frozenset(), description="Outputs read when present that this branch's outputs.tf may not declare yet."
     )
     required: tuple[str, ...] = Field(description="Outputs without which no block or defaults can be written.")
     settings: Callable[[TerraformOutputs], PoolSettings] = Field(description="Maps its outputs to PoolSettings.")
@@ -65,20 +65,23 @@ def _ids(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
 
 
-#: Private subnets and a security group for runs (static egress IPs through NAT): names we read if present.
-SUBNET_OUTPUTS = ("private_subnet_ids", "run_subnet_ids", "subnet_ids")
-SECURITY_GROUP_OUTPUTS = ("run_security_group_id", "security_group_id", "run_security_group_ids", "security_group_ids")
+#: Outputs of aws-ecs's optional run network (private subnets behind NAT gateways with static egress IPs).
+RUN_NETWORK_OUTPUTS = frozenset({
+    "egress_ip_addresses", "run_subnet_ids", "run_security_group_id", "run_vpc_id", "ecs_network_configuration",
+})
 
 
 def _ecs_network(outputs: TerraformOutputs) -> dict[str, Any]:
-    subnets = next((_ids(outputs.get(n)) for n in SUBNET_OUTPUTS if outputs.get(n)), [])
-    groups = next((_ids(outputs.get(n)) for n in SECURITY_GROUP_OUTPUTS if outputs.get(n)), [])
+    """The module's network_configuration, else one from its subnets and security group; {} without a run network."""
+    configured = outputs.get("ecs_network_configuration")
+    if isinstance(configured, dict):
+        return _non_null(configured)
     network: dict[str, Any] = {}
-    if subnets:
-        # Private subnets reach the internet through their NAT (the static egress IPs), not a public IP.
-        network.update(subnets=subnets, assignPublicIp="DISABLED")
-    if groups:
-        network["securityGroups"] = groups
+    if outputs.get("run_subnet_ids"):  # an empty list without create_run_network
+        # Private subnets reach the internet through their NAT gateways (the static egress IPs), not a public IP.
+        network.update(subnets=_ids(outputs.get("run_subnet_ids")), assignPublicIp="DISABLED")
+    if outputs.get("run_security_group_id"):
+        network["securityGroups"] = _ids(outputs.get("run_security_group_id"))
     return network
 
 
@@ -88,7 +91,9 @@ def _aws_settings(outputs: TerraformOutputs) -> PoolSettings:
     defaults = _non_null(_object(outputs, "ecs_job_variables"))
     network = _ecs_network(outputs)
     if network:
-        defaults["network_configuration"] = {**defaults.get("network_configuration", {}), **network}
+        defaults["network_configuration"] = network
+    if outputs.get("run_vpc_id"):
+        defaults["vpc_id"] = outputs.get("run_vpc_id")
     return PoolSettings(block_fields={f: block.get(f) for f in fields}, defaults=defaults)
 
 
@@ -121,7 +126,7 @@ MODULES: tuple[TerraformModule, ...] = (
             "access_key_id", "secret_access_key", "encrypted_secret_access_key", "aws_credentials_block",
         }),
         sensitive=frozenset({"access_key_id", "secret_access_key", "aws_credentials_block"}),
-        optional_outputs=frozenset({"egress_ip_addresses", *SUBNET_OUTPUTS, *SECURITY_GROUP_OUTPUTS}),
+        optional_outputs=RUN_NETWORK_OUTPUTS,
         required=("aws_credentials_block", "ecs_job_variables"), settings=_aws_settings,
     ),
     TerraformModule(

@@ -173,21 +173,17 @@ async def test_changed_outputs_update_in_place_and_keep_the_users_settings(comma
     assert "aws_access_key_id" not in block.data and "aws_secret_access_key" not in block.data
 
 
-async def test_egress_outputs_set_the_network_and_runs_get_it(command, prefect_client, prefect_api_url, tmp_path):
-    data = json.loads((FIXTURES / "aws-ecs.keyless.json").read_text())
-    data["private_subnet_ids"] = {"sensitive": False, "type": ["list", "string"], "value": ["subnet-0a", "subnet-0b"]}
-    data["run_security_group_id"] = {"sensitive": False, "type": "string", "value": "sg-0runs"}
-    data["egress_ip_addresses"] = {"sensitive": False, "type": ["list", "string"], "value": ["203.0.113.7"]}
-    path = tmp_path / "outputs.json"
-    path.write_text(json.dumps(data))
+async def test_run_network_outputs_set_the_network_and_runs_get_it(command, prefect_client, prefect_api_url):
     name = fresh_pool()
-    result = await command(name, path)
+    result = await command(name, FIXTURES / "aws-ecs.keyless.json")
     assert result.code == 0, result.err
     configuration = await resolved_configuration(prefect_api_url, prefect_client, name)
     network = configuration.network_configuration
-    assert network.subnets == ["subnet-0a", "subnet-0b"] and network.securityGroups == ["sg-0runs"]
-    assert network.assignPublicIp == "DISABLED"
+    assert network.subnets == ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
+    assert network.securityGroups == ["sg-0123456789abcdef0"] and network.assignPublicIp == "DISABLED"
+    assert configuration.vpc_id == "vpc-0a1b2c3d4e5f67890"
     assert configuration.aws_credentials.assume_role_arn.endswith(":role/prefect-dispatcher")
+    assert configuration.aws_credentials.is_empty() is False and configuration.aws_credentials.aws_access_key_id is None
 
 
 async def test_a_pool_of_another_type_is_refused_and_nothing_is_written(command, prefect_client, prefect_api_url):
