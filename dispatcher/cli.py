@@ -124,7 +124,8 @@ def _pool_from_terraform(args: argparse.Namespace) -> int:
                                        auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None)
     else:
         return _fail(["set --api-url, PREFECT_API_URL or --config"], EXIT_USAGE)
-    request = FromTerraform(source=args.outputs, pool=args.name, module=args.module, block_name=args.block_name)
+    request = FromTerraform(source=args.outputs, pool=args.name, module=args.module, block_name=args.block_name,
+                            ambient_identity=args.ambient_identity)
     try:
         lines = asyncio.run(from_terraform(request, connection))
     except CommandFailed as exc:
@@ -257,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     from_tf.add_argument("--module", choices=["aws-ecs", "gcp-cloud-run", "azure-aci"],
                          help="The module that produced the outputs (default: recognised from their names).")
     from_tf.add_argument("--block-name", help="Name of the credentials block (default: the pool's name).")
+    from_tf.add_argument(
+        "--ambient-identity", action="store_true",
+        help="The dispatcher runs as the module's identity (ECS task role or IRSA with trusted_services/oidc_*, "
+             "GKE workload identity, Azure managed identity): the block gets no key, role to assume or "
+             "principal, only region/project; the SDK's default credential chain is used.",
+    )
     where = from_tf.add_mutually_exclusive_group()
     where.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL, with $PREFECT_API_KEY or "
                                          "$PREFECT_API_AUTH_STRING).")

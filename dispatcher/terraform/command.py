@@ -39,6 +39,9 @@ class FromTerraform(BaseModel):
     pool: str = Field(description="Work pool to create or update.")
     module: str | None = Field(default=None, description="Module name; recognised from the outputs when None.")
     block_name: str | None = Field(default=None, description="Credentials block name (default: from the pool's).")
+    ambient_identity: bool = Field(
+        default=False, description="The dispatcher runs as the module's identity: no key or role in the block."
+    )
 
 
 class CommandFailed(Exception):
@@ -67,7 +70,7 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
     text = read_outputs(request.source)
     try:
         module, outputs = chosen_module(request, text)
-        settings = module.settings_from(outputs)
+        settings = module.settings_from(outputs, ambient_identity=request.ambient_identity)
     except TerraformInputError as exc:
         raise CommandFailed(str(exc), EXIT_CONFIG) from None
     target = PoolTarget(pool=request.pool, block_name=request.block_name or default_block_name(request.pool))

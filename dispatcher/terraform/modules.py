@@ -40,14 +40,24 @@ class TerraformModule(BaseModel):
         default=frozenset(), description="Outputs read when present that this branch's outputs.tf may not declare yet."
     )
     required: tuple[str, ...] = Field(description="Outputs without which no block or defaults can be written.")
+    identity_fields: tuple[str, ...] = Field(
+        description="Block fields naming an identity to use (key, role to assume, principal): "
+                    "left out when the dispatcher runs as the module's identity itself."
+    )
     settings: Callable[[TerraformOutputs], PoolSettings] = Field(description="Maps its outputs to PoolSettings.")
 
-    def settings_from(self, outputs: TerraformOutputs) -> PoolSettings:
+    def settings_from(self, outputs: TerraformOutputs, ambient_identity: bool = False) -> PoolSettings:
+        """``ambient_identity``: the dispatcher runs as the identity (task role, IRSA, workload or managed
+        identity), so the block keeps only its non-identity fields (region, project) and the SDK's
+        default credential chain is used."""
         missing = [name for name in self.required if name not in outputs.values]
         if missing:
             raise TerraformInputError(f"outputs of {self.name} lack {', '.join(missing)} "
                                       "(give the module's full `terraform output -json`)")
-        return self.settings(outputs)
+        settings = self.settings(outputs)
+        if ambient_identity:
+            settings.block_fields.update(dict.fromkeys(self.identity_fields))
+        return settings
 
 
 def _object(outputs: TerraformOutputs, name: str) -> dict[str, Any]:
@@ -128,6 +138,7 @@ MODULES: tuple[TerraformModule, ...] = (
         sensitive=frozenset({"access_key_id", "secret_access_key", "aws_credentials_block"}),
         optional_outputs=RUN_NETWORK_OUTPUTS,
         required=("aws_credentials_block", "ecs_job_variables"), settings=_aws_settings,
+        identity_fields=("assume_role_arn", "aws_access_key_id", "aws_secret_access_key"),
     ),
     TerraformModule(
         name="gcp-cloud-run", pool_type="cloud-run-v2:push", block_type="gcp-credentials",
@@ -138,6 +149,7 @@ MODULES: tuple[TerraformModule, ...] = (
         }),
         sensitive=frozenset({"service_account_key_json", "gcp_credentials_block"}),
         required=("gcp_credentials_block", "cloud_run_job_variables"), settings=_gcp_settings,
+        identity_fields=("service_account_info",),
     ),
     TerraformModule(
         name="azure-aci", pool_type="azure-container-instance:push", block_type="azure-container-instance-credentials",
@@ -149,6 +161,7 @@ MODULES: tuple[TerraformModule, ...] = (
         }),
         sensitive=frozenset({"client_secret", "aci_credentials_block"}),
         required=("aci_credentials_block", "aci_job_variables"), settings=_azure_settings,
+        identity_fields=("client_id", "tenant_id", "client_secret"),
     ),
 )
 

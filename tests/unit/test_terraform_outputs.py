@@ -120,6 +120,19 @@ def test_azure_without_a_principal_writes_an_empty_block():
                                  "subscription_id": "0b1f6471-1bf0-4dda-aec3-cb9272f09590"}
 
 
+@pytest.mark.parametrize("name, kept", [
+    ("aws-ecs.keyless", {"region_name": "eu-west-1"}),
+    ("gcp-cloud-run.key", {"project": "acme-flows"}),
+    ("azure-aci.service-principal", {}),
+])
+def test_ambient_identity_leaves_identities_out_of_the_block(name, kept):
+    """The dispatcher runs as the identity (e.g. the role as its ECS task role): assuming it again would fail."""
+    module, outputs = chosen_module(FromTerraform(source="-", pool="p"), json.dumps(fixture(name)))
+    fields = module.settings_from(outputs, ambient_identity=True).block_fields
+    assert {k: v for k, v in fields.items() if v is not None} == kept
+    assert set(module.identity_fields) <= set(fields)  # each is cleared (None removes it from an existing block)
+
+
 def test_a_child_modules_outputs_read_as_one_object():
     """`terraform output -json dispatcher` for `output "dispatcher" { value = module.x }`: marks are lost,
     the module's own sensitive outputs stay secret."""
