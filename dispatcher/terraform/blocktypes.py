@@ -30,6 +30,10 @@ INTEGRATION_BLOCKS = {
 COLLECTION_DATA = Path(prefect.__file__).parent / "server" / "collection_blocks_data.json"
 
 
+class BlockTypeMissing(Exception):
+    """The server does not show the block type even after it was registered."""
+
+
 async def ensure_block_type(client: PrefectClient, slug: str) -> tuple[BlockType, BlockSchema, str]:
     """The block type ``slug`` and its newest schema, registered if missing; and how they were found."""
     found = await _existing(client, slug)
@@ -38,7 +42,7 @@ async def ensure_block_type(client: PrefectClient, slug: str) -> tuple[BlockType
     how = await _register_with_integration(client, slug) or await _register_from_collection_data(client, slug)
     found = await _existing(client, slug)
     if found is None:  # the server took the registration but does not show it: report, do not loop
-        raise RuntimeError(f"block type {slug} is still missing after registering it {how}")
+        raise BlockTypeMissing(f"block type {slug} is still missing after registering it {how}")
     return found[0], found[1], how
 
 

@@ -16,6 +16,7 @@ from prefect.exceptions import PrefectHTTPStatusError
 from pydantic import BaseModel, Field, SecretStr
 
 from dispatcher.startup.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_USAGE, safe_url
+from dispatcher.terraform.blocktypes import BlockTypeMissing
 from dispatcher.terraform.modules import TerraformModule, module_named, recognise
 from dispatcher.terraform.outputs import TerraformInputError, TerraformOutputs
 from dispatcher.terraform.sync import PoolTarget, PoolTypeMismatch, default_block_name, sync_pool
@@ -83,6 +84,8 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
             changes = await sync_pool(client, module, settings, target)
     except PoolTypeMismatch as exc:
         raise CommandFailed(str(exc), EXIT_USAGE) from None
+    except BlockTypeMissing as exc:
+        raise CommandFailed(str(exc), EXIT_DEPENDENCY) from None
     except PrefectHTTPStatusError as exc:
         raise CommandFailed(outputs.scrub(f"Prefect API refused a request: {_one_line(exc)}"), EXIT_DEPENDENCY) from None
     except httpx.HTTPError as exc:

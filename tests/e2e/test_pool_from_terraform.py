@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from pathlib import Path
 
@@ -237,3 +238,17 @@ async def test_a_missing_block_type_is_registered(integration_installed, command
     block = await prefect_client.read_block_document_by_name(name, slug, include_secrets=True)
     assert block.data["client_id"] == "6731de76-14a6-49ae-97bc-6eba6914391e"
     assert block.block_schema.fields["secret_fields"] == ["client_secret"]
+
+
+async def test_the_installed_command_fails_in_one_line_without_traceback(tmp_path):
+    """The real entry point in its own process (Prefect's logging set up as for an operator)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dispatcher.cli", "pool", "from-terraform", "p",
+        str(FIXTURES / "aws-ecs.iam-user.json"), "--api-url", f"http://127.0.0.1:{free_port()}/api",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 4 and out == b""
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Prefect API http://127.0.0.1:") and "Traceback" not in lines[0]
+    assert not any(secret.encode() in err for secret in SECRETS)
