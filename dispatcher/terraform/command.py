@@ -7,6 +7,7 @@ it was sent).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from dispatcher.startup.errors import EXIT_CONFIG, EXIT_DEPENDENCY, EXIT_USAGE, 
 from dispatcher.terraform.blocktypes import BlockTypeMissing
 from dispatcher.terraform.modules import TerraformModule, module_named, recognise
 from dispatcher.terraform.outputs import TerraformInputError, TerraformOutputs
-from dispatcher.terraform.sync import PoolTarget, PoolTypeMismatch, default_block_name, sync_pool
+from dispatcher.terraform.sync import Change, PoolTarget, PoolTypeMismatch, default_block_name, sync_pool
 
 
 class PrefectConnection(BaseModel):
@@ -46,6 +47,8 @@ class FromTerraform(BaseModel):
 
 
 class CommandFailed(Exception):
+    """The command cannot finish: one line for the operator (no value of the outputs) and the exit code."""
+
     def __init__(self, line: str, exit_code: int) -> None:
         super().__init__(line)
         self.exit_code = exit_code
@@ -56,6 +59,8 @@ def read_outputs(source: str) -> str:
         return sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as exc:
         raise CommandFailed(f"cannot read {source}: {exc.strerror}", EXIT_USAGE) from None
+    except UnicodeDecodeError:
+        raise CommandFailed(f"{source} is not text: give `terraform output -json` of the module", EXIT_CONFIG) from None
 
 
 def chosen_module(request: FromTerraform, text: str) -> tuple[TerraformModule, TerraformOutputs]:
@@ -74,7 +79,11 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
         settings = module.settings_from(outputs, ambient_identity=request.ambient_identity)
     except TerraformInputError as exc:
         raise CommandFailed(str(exc), EXIT_CONFIG) from None
-    target = PoolTarget(pool=request.pool, block_name=request.block_name or default_block_name(request.pool))
+    block_name = request.block_name or default_block_name(request.pool)
+    if not re.fullmatch(r"[a-z0-9-]+", block_name):
+        raise CommandFailed(f"--block-name {block_name!r}: Prefect takes lowercase letters, digits and dashes",
+                            EXIT_USAGE)
+    target = PoolTarget(pool=request.pool, block_name=block_name)
     try:
         async with connection.client() as client:
             unhealthy = await client.api_healthcheck()
@@ -87,7 +96,9 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
     except BlockTypeMissing as exc:
         raise CommandFailed(str(exc), EXIT_DEPENDENCY) from None
     except PrefectHTTPStatusError as exc:
-        raise CommandFailed(outputs.scrub(f"Prefect API refused a request: {_one_line(exc)}"), EXIT_DEPENDENCY) from None
+        # Scrubbed before it is cut short, so no part of a secret the server echoed survives.
+        raise CommandFailed(f"Prefect API refused a request: {_one_line(outputs.scrub(str(exc)))}",
+                            EXIT_DEPENDENCY) from None
     except httpx.HTTPError as exc:
         raise CommandFailed(f"Prefect API {safe_url(connection.api_url)} unreachable: {_one_line(exc)}",
                             EXIT_DEPENDENCY) from None
@@ -97,7 +108,7 @@ async def from_terraform(request: FromTerraform, connection: PrefectConnection) 
     return [header, *(c.render() for c in changes), _summary(changes)]
 
 
-def _summary(changes: list) -> str:
+def _summary(changes: list[Change]) -> str:
     changed = [c for c in changes if c.action in ("created", "updated", "registered")]
     return "no changes" if not changed else f"{len(changed)} change(s)"
 
@@ -106,6 +117,6 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+def _one_line(error: BaseException | str) -> str:
+    text = str(error) or type(error).__name__
     return " ".join(text.split())[:300]

@@ -200,12 +200,15 @@ async def test_a_pool_of_another_type_is_refused_and_nothing_is_written(command,
         await prefect_client.read_block_document_by_name(name, "aws-credentials")
 
 
-async def test_unknown_module_and_unreachable_prefect_are_one_line(command, tmp_path):
+async def test_unknown_module_bad_block_name_and_unreachable_prefect_are_one_line(command, tmp_path):
     unknown = tmp_path / "vpc.json"
     unknown.write_text(json.dumps({"vpc_id": {"sensitive": False, "type": "string", "value": "vpc-1"}}))
     result = await command(fresh_pool(), unknown)
     assert result.code == 3 and len(result.err.strip().splitlines()) == 1
     assert "not from one of our modules" in result.err
+
+    result = await command(fresh_pool(), FIXTURES / "azure-aci.service-principal.json", "--block-name", "Prod Creds")
+    assert result.code == 2 and "--block-name 'Prod Creds'" in result.err
 
     result = await command(fresh_pool(), FIXTURES / "azure-aci.service-principal.json",
                            api_url=f"http://127.0.0.1:{free_port()}/api")
