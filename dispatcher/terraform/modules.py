@@ -111,7 +111,10 @@ def _gcp_settings(outputs: TerraformOutputs) -> PoolSettings:
     block = _object(outputs, "gcp_credentials_block")
     info = block.get("service_account_info")
     if info is None and isinstance(outputs.get("service_account_key_json"), str):
-        info = json.loads(outputs.get("service_account_key_json"))
+        try:
+            info = json.loads(outputs.get("service_account_key_json"))
+        except json.JSONDecodeError:
+            raise TerraformInputError("output service_account_key_json is not a JSON key") from None
     fields = {"project": block.get("project") or outputs.get("project_id"), "service_account_info": info}
     return PoolSettings(block_fields=fields, defaults=_non_null(_object(outputs, "cloud_run_job_variables")))
 
