@@ -41,7 +41,7 @@ def _ecs() -> BenchCloud:
         credentials = {"aws_access_key_id": "AKIABENCH", "aws_secret_access_key": "bench-secret",
                        "region_name": "us-east-1", "aws_client_parameters": {"endpoint_url": emu.endpoint_url}}
         return {"aws_credentials": credentials, "image": "prefecthq/prefect:3-latest",
-                "network_configuration": {"subnets": ["subnet-0bench"]}, "env": {"EMULATOR_RUN_SECONDS": str(run_s)}}
+                "network_configuration": {"subnets": ["subnet-0defaulta"]}, "env": {"EMULATOR_RUN_SECONDS": str(run_s)}}
 
     return BenchCloud("ecs", "ecs:push", EcsEmulator, lambda run_s: {"default_run_s": run_s},
                       lambda emu: {"retry_mode": "adaptive"}, variables)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.cloud_run.credentials import GcpCredentials
+from providers.jobconfig import JobConfiguration
 
 DEFAULT_IMAGE = "prefecthq/prefect:3-latest"
 #: Cloud Run's maximum task timeout (168 h), which prefect-gcp enforces too.
@@ -107,7 +108,7 @@ def _job_body_template() -> dict[str, Any]:
     }
 
 
-class CloudRunJobConfiguration(BaseJobConfiguration):
+class CloudRunJobConfiguration(JobConfiguration):
     """One flow run as a Cloud Run v2 job (prefect-gcp's CloudRunWorkerJobV2Configuration fields)."""
 
     credentials: Credentials = Field(default_factory=GcpCredentials)

@@ -13,10 +13,11 @@ import sys
 from typing import Annotated, Any, Literal, Optional
 
 import prefect
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from providers.ecs.credentials import AwsCredentials
+from providers.jobconfig import JobConfiguration
 
 DEFAULT_CPU = 1024
 DEFAULT_MEMORY = 2048
@@ -148,7 +149,7 @@ class _EcsFields(BaseModel):
     task_watch_poll_interval: PollInterval = None
 
 
-class EcsJobConfiguration(BaseJobConfiguration, _EcsFields):
+class EcsJobConfiguration(JobConfiguration, _EcsFields):
     """One flow run as an ECS task (Prefect's ECS worker fields, flattened and typed)."""
 
     network_configuration: AwsVpcConfiguration = Field(

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, Field, field_validator
 
+from providers.jobconfig import JobConfiguration
 from providers.paths import STATE_HOME
 
 DEFAULT_STATE_DIR = STATE_HOME / "local"
@@ -50,7 +51,7 @@ _MEMORY_DESCRIPTION = (
 )
 
 
-class LocalJobConfiguration(BaseJobConfiguration):
+class LocalJobConfiguration(JobConfiguration):
     """A flow run executed as a local subprocess (the Process worker's fields plus limits)."""
 
     stream_output: bool = Field(default=True, description=_STREAM_OUTPUT_DESCRIPTION)
