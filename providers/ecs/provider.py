@@ -92,6 +92,14 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     def validate(self, configuration: EcsJobConfiguration) -> None:
         validation.validate(self.own(configuration))
 
+    @classmethod
+    def managed_allocation(cls, configuration: EcsJobConfiguration, allocation: Any) -> EcsJobConfiguration:
+        """Fargate's task size (cpu units, MiB) and ephemeral storage (21-200 GiB; below 21: Fargate's 20)."""
+        disk = allocation.ephemeral_storage_gib
+        return configuration.model_copy(update={
+            "cpu": int(allocation.vcpu * 1024), "memory": allocation.memory_mib,
+            "ephemeral_storage": disk if disk >= 21 else None})
+
     # -- submit ----------------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:

@@ -81,6 +81,11 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             raise InvalidJobConfiguration("working_dir", str(working_dir), allowed)
         command_argv(configuration)
 
+    @classmethod
+    def managed_allocation(cls, configuration: LocalJobConfiguration, allocation: Any) -> LocalJobConfiguration:
+        """The supervisor's own limits: CPU pinning and the address-space cap (no disk limit)."""
+        return configuration.model_copy(update={"cpu": allocation.vcpu, "memory": allocation.memory_mib})
+
     # -- runs --------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:
