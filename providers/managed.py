@@ -45,9 +45,6 @@ MANAGED_MEMORY_MIB = 16384
 MANAGED_EPHEMERAL_STORAGE_GIB = 128
 #: The variable the official image's entrypoint reads (space-separated, word-split by bash).
 EXTRA_PIP_PACKAGES = "EXTRA_PIP_PACKAGES"
-#: Official images: the full image and the client-only one (prefect-cloud's own CLI deploys with the latter).
-DEFAULT_ALLOWED_IMAGES = ("prefecthq/prefect:*", "prefecthq/prefect-client:*",
-                          "docker.io/prefecthq/prefect:*", "docker.io/prefecthq/prefect-client:*")
 #: One requirement without spaces or shell metacharacters: the entrypoint word-splits the list unquoted.
 _REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?([<>=!~]=?[A-Za-z0-9.*+!_-]+(,[<>=!~]=?[A-Za-z0-9.*+!_-]+)*)?$")
 _PLACEHOLDER_VARIABLES = ("command", "env", "labels", "name", "image", "pip_packages")
