@@ -192,7 +192,11 @@ class ManagedProvider(Provider):  # type: ignore[type-arg]
         return self.inner.resources(self._allocated(configuration))
 
     def validate(self, configuration: BaseJobConfiguration) -> None:
-        image = getattr(configuration, "image", None) or ""
+        image = getattr(configuration, "image", None)
+        if not image:  # a pool written before Prefect Managed's variables (its provider's own template)
+            raise InvalidJobConfiguration("image", image, "an official Prefect image; this prefect:managed pool's "
+                                          "template has no image variable: recreate it with `dispatcher pool create "
+                                          "<pool> --type prefect:managed --overwrite`")
         if not image_allowed(image, self.allowed_images):
             raise InvalidJobConfiguration(
                 "image", image, f"an image of this dispatcher's managed allow-list ({', '.join(self.allowed_images)})")

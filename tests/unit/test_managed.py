@@ -188,3 +188,11 @@ def test_local_environments_are_keyed_by_package_set_and_python_and_run_the_comm
     assert packages.in_environment(["prefect", "flow-run", "execute"], [], tmp_path) == ["prefect", "flow-run", "execute"]
     wrapped = packages.in_environment(["prefect", "flow-run", "execute"], ["six"], tmp_path)
     assert wrapped[0] == sys.executable and wrapped[-4:] == ["--", "prefect", "flow-run", "execute"]
+
+
+def test_a_pool_written_before_prefect_managed_variables_is_told_to_be_recreated():
+    provider = _managed_provider("local")
+    old_template = registry.declaration("local").base_job_template()  # the provider's own, no image variable
+    configuration = asyncio.run(provider.job_configuration.from_template_and_values(old_template, {}, client=object()))
+    with pytest.raises(InvalidJobConfiguration, match="--type prefect:managed --overwrite"):
+        provider.validate(configuration)
