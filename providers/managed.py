@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional
 import prefect
 from prefect.utilities.templating import apply_values
 from prefect.workers.base import BaseJobConfiguration, BaseVariables
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest
 from providers.errors import InvalidJobConfiguration
@@ -94,7 +94,8 @@ class ManagedAllocation(BaseModel):
 
 
 def normalized_packages(packages: Sequence[Any]) -> list[str]:
-    """The requirements, spaces removed, sorted and de-duplicated; InvalidJobConfiguration names a bad one.
+    """The requirements, spaces removed, names as PEP 503 writes them, sorted and de-duplicated (so one
+    package set has one spelling: the local provider's cache key); InvalidJobConfiguration names a bad one.
 
     A requirement must survive the image entrypoint's unquoted word-splitting, so markers
     (``; python_version...``), URLs and anything with quotes or shell characters are refused.
@@ -109,8 +110,9 @@ def normalized_packages(packages: Sequence[Any]) -> list[str]:
                 "pip_packages", package,
                 "package names with optional extras and version specifiers, e.g. 'pandas', 'prefect-aws>=0.5', "
                 "'pandas[excel]==2.2.3' (no markers, URLs, paths, spaces inside a name or shell characters)")
-        found.add(text)
-    return sorted(found, key=str.lower)
+        name = re.match(r"[A-Za-z0-9._-]+", text).group(0)  # type: ignore[union-attr]
+        found.add(re.sub(r"[-_.]+", "-", name).lower() + text[len(name):])  # PEP 503's name: one set, one key
+    return sorted(found)
 
 
 def image_allowed(image: str, patterns: Sequence[str]) -> bool:
@@ -125,11 +127,18 @@ class _ManagedFields(BaseModel):
     #: The container's command must run through the image's entrypoint (which installs pip_packages).
     keeps_image_entrypoint: ClassVar[bool] = True
 
+    @field_validator("pip_packages", mode="before")
+    @classmethod
+    def _normalized(cls, value: Any) -> Any:
+        """One spelling per package set; a bad requirement is InvalidJobConfiguration, naming it."""
+        if value is None:
+            return []
+        return normalized_packages(value) if isinstance(value, list) else value
+
     def prepare_for_flow_run(self, flow_run: Any, *args: Any, **kwargs: Any) -> None:
         super().prepare_for_flow_run(flow_run, *args, **kwargs)  # type: ignore[misc]
-        packages = normalized_packages(self.pip_packages)
-        if packages:  # the official image's entrypoint installs these before it execs the command
-            self.env[EXTRA_PIP_PACKAGES] = " ".join(packages)  # type: ignore[attr-defined]
+        if self.pip_packages:  # the official image's entrypoint installs these before it execs the command
+            self.env[EXTRA_PIP_PACKAGES] = " ".join(self.pip_packages)  # type: ignore[attr-defined]
 
 
 @functools.cache

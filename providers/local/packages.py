@@ -43,7 +43,7 @@ INSTALL_FAILED_EXIT = 1
 def environment_key(packages: list[str], python: tuple[int, int] | None = None) -> str:
     """The cache key: the package set (normalised by the dispatcher: sorted, no spaces) and the Python version."""
     major, minor = python or sys.version_info[:2]
-    text = json.dumps({"python": f"{major}.{minor}", "packages": sorted(packages, key=str.lower)})
+    text = json.dumps({"python": f"{major}.{minor}", "packages": sorted(packages)})
     return f"py{major}{minor}-" + hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -108,8 +108,8 @@ def test_the_operator_lowers_the_allocation_and_cannot_raise_it():
 
 
 def test_pip_packages_are_normalised_and_unsafe_ones_refused():
-    assert normalized_packages(["six", "pandas >= 2.0", "Six", "pandas[excel]==2.2.3", "six"]) == [
-        "pandas>=2.0", "pandas[excel]==2.2.3", "Six", "six"]
+    assert normalized_packages(["six", "pandas >= 2.0", "Six", "pandas[excel]==2.2.3", "Prefect_AWS"]) == [
+        "pandas>=2.0", "pandas[excel]==2.2.3", "prefect-aws", "six"]
     for bad in ["six; python_version<'3.11'", "git+https://github.com/x/y", "six && rm -rf /", "./local", "$(id)"]:
         with pytest.raises(InvalidJobConfiguration, match="pip_packages"):
             normalized_packages([bad])
@@ -196,3 +196,9 @@ def test_a_pool_written_before_prefect_managed_variables_is_told_to_be_recreated
     configuration = asyncio.run(provider.job_configuration.from_template_and_values(old_template, {}, client=object()))
     with pytest.raises(InvalidJobConfiguration, match="--type prefect:managed --overwrite"):
         provider.validate(configuration)
+
+
+def test_a_bad_requirement_fails_the_configuration_naming_it():
+    with pytest.raises(InvalidJobConfiguration) as bad:
+        _configuration("ecs", {"pip_packages": ["six", "pandas; python_version<'3.11'"]})
+    assert bad.value.field == "pip_packages" and "pandas; python_version" in bad.value.message
