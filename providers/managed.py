@@ -173,9 +173,9 @@ def managed_base_job_template(declaration: type[CloudDeclaration], image: str | 
 class ManagedProvider(Provider):  # type: ignore[type-arg]
     """One managed pool's view of its provider: managed variables, the allow-list, the fixed allocation.
 
-    Everything else is the provider's: calls are delegated with the allocation applied to
-    the configuration (pure and cheap), so submission, look-ups and the watch see the run
-    exactly as it was started.
+    Everything else is the provider's: validation, resources, submission and look-ups get the
+    configuration with the allocation applied (pure and cheap), so a re-driven submission finds
+    exactly what the first one started; calls about started infrastructure go through as they are.
     """
 
     def __init__(self, inner: Provider, allocation: ManagedAllocation, allowed_images: Sequence[str]) -> None:
@@ -193,9 +193,6 @@ class ManagedProvider(Provider):  # type: ignore[type-arg]
 
     def _request(self, request: SubmitRequest) -> SubmitRequest:
         return request.model_copy(update={"configuration": self._allocated(request.configuration)})
-
-    def _ref(self, run: RunRef) -> RunRef:
-        return run.model_copy(update={"configuration": self._allocated(run.configuration)})
 
     def resources(self, configuration: BaseJobConfiguration) -> ResourceRequest:
         return self.inner.resources(self._allocated(configuration))
@@ -218,17 +215,19 @@ class ManagedProvider(Provider):  # type: ignore[type-arg]
     async def find(self, request: SubmitRequest) -> Submission | None:
         return await self.inner.find(self._request(request))
 
+    # Started infrastructure is found by its id: no allocation needed (and the watcher batches a cloud's
+    # runs of every pool through one of its pools' providers, managed or not).
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
-        return await self.inner.status_many([self._ref(run) for run in runs])
+        return await self.inner.status_many(runs)
 
     async def stop(self, run: RunRef, reason: str) -> None:
-        await self.inner.stop(self._ref(run), reason)
+        await self.inner.stop(run, reason)
 
     async def last_log_lines(self, run: RunRef, limit: int = 20) -> list[str]:
-        return await self.inner.last_log_lines(self._ref(run), limit)
+        return await self.inner.last_log_lines(run, limit)
 
     async def release(self, run: RunRef) -> None:
-        await self.inner.release(self._ref(run))
+        await self.inner.release(run)
 
     async def check_settings(self) -> list[SettingsFinding]:
         return await self.inner.check_settings()
