@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prefect import Flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
 from dispatcher.prefect.pools import create_pool
@@ -57,7 +59,10 @@ async def test_pip_packages_of_the_prefect_cloud_example_are_installed_once_into
     assert importlib.util.find_spec(MODULE) is None, f"{PACKAGE} must not be in the dispatcher's environment"
     pool = f"managed-{uuid.uuid4().hex[:8]}"
     await create_pool(prefect_api_url, pool, "prefect:managed", managed_provider="local")
-    with_package = await _deploy(prefect_client, pool, {"pip_packages": [PACKAGE]})  # the seed's shape
+    with temporary_settings({PREFECT_API_URL: prefect_api_url}):  # Prefect's own deploy, as in Prefect's example
+        source = await Flow.from_source(source=str(FLOWS_DIR), entrypoint="flows.py:imports")
+        with_package = await source.deploy(name="test-managed-flow", work_pool_name=pool, print_next_steps=False,
+                                           job_variables={"pip_packages": [PACKAGE]})
     reports = [tmp_path / f"report-{i}.json" for i in range(2)]
     # Two runs of the same set at once: the environment is built once (the lock), both use it.
     runs = [await prefect_client.create_flow_run_from_deployment(with_package, parameters={
@@ -77,7 +82,7 @@ async def test_pip_packages_of_the_prefect_cloud_example_are_installed_once_into
         found = json.loads(report.read_text())
         assert Path(found["module"]).is_relative_to(env_dir) and found["prefix"] == str(env_dir)
     outputs = [(run_dir(tmp_path / "local-runs", run.id) / OUTPUT_LOG).read_text() for run in runs]
-    assert sum(output.count("creating the environment for pip_packages") for output in outputs) <= 1
+    assert sum(output.count("creating the environment for pip_packages") for output in outputs) == 1  # built once
     assert sorted(p.name for p in envs_dir.iterdir() if p.is_dir() and p.name.startswith(env_dir.name)) == [env_dir.name]
     assert importlib.util.find_spec(MODULE) is None  # never installed into the dispatcher's environment
 
