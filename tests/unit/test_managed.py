@@ -202,3 +202,20 @@ def test_a_bad_requirement_fails_the_configuration_naming_it():
     with pytest.raises(InvalidJobConfiguration) as bad:
         _configuration("ecs", {"pip_packages": ["six", "pandas; python_version<'3.11'"]})
     assert bad.value.field == "pip_packages" and "pandas; python_version" in bad.value.message
+
+
+async def test_pool_create_takes_the_image_of_the_servers_version_when_the_server_says():
+    from dispatcher.prefect.pools import _server_version
+
+    class Server:
+        def __init__(self, answer: Any) -> None:
+            self.answer = answer
+
+        async def api_version(self) -> Any:
+            if isinstance(self.answer, Exception):
+                raise self.answer
+            return self.answer
+
+    assert await _server_version(Server("3.9.1")) == "3.9.1"
+    for answer in ({"detail": "Not Found"}, "not a version", OSError("down")):
+        assert await _server_version(Server(answer)) is None  # then the installed Prefect's image
