@@ -94,11 +94,15 @@ class EcsProvider(Provider[EcsJobConfiguration]):
 
     @classmethod
     def managed_allocation(cls, configuration: EcsJobConfiguration, allocation: Any) -> EcsJobConfiguration:
-        """Fargate's task size (cpu units, MiB) and ephemeral storage (21-200 GiB; below 21: Fargate's 20)."""
-        disk = allocation.ephemeral_storage_gib
-        return configuration.model_copy(update={
-            "cpu": int(allocation.vcpu * 1024), "memory": allocation.memory_mib,
-            "ephemeral_storage": disk if disk >= 21 else None})
+        """Task size and ephemeral storage (21-200 GiB; under 21: Fargate's 20). On Fargate the largest size
+        it offers within the allocation (a cap of 1 vCPU keeps 8 GiB of the 16: Fargate's most for 1 vCPU)."""
+        cpu, memory, disk = int(allocation.vcpu * 1024), allocation.memory_mib, allocation.ephemeral_storage_gib
+        if validation.is_fargate(configuration):
+            sizes = validation.FARGATE_MEMORY
+            cpu = max((units for units in sizes if units <= cpu), default=min(sizes))
+            memory = max((mib for mib in sizes[cpu] if mib <= memory), default=min(sizes[cpu]))
+        return configuration.model_copy(update={"cpu": cpu, "memory": memory,
+                                                "ephemeral_storage": disk if disk >= 21 else None})
 
     # -- submit ----------------------------------------------------------------------------------
 

@@ -105,6 +105,9 @@ def test_the_operator_lowers_the_allocation_and_cannot_raise_it():
     ecs = _provider_class("ecs").managed_allocation(_configuration("ecs", {}), ManagedAllocation(
         vcpu=1, memory_mib=4096, ephemeral_storage_gib=10))
     assert (ecs.cpu, ecs.memory, ecs.ephemeral_storage) == (1024, 4096, None)  # under Fargate's 21 GiB: its 20
+    one_vcpu = _provider_class("ecs").managed_allocation(_configuration("ecs", {}), managed_allocation(Limits(max_vcpu=1.5)))
+    assert (one_vcpu.cpu, one_vcpu.memory) == (1024, 8192)  # the most Fargate gives 1 vCPU, not an invalid pair
+    _managed_provider("ecs").inner.validate(one_vcpu)
 
 
 def test_pip_packages_are_normalised_and_unsafe_ones_refused():
