@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 from uuid import UUID
 
 from google.cloud import run_v2
@@ -109,6 +109,11 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
 
     def validate(self, configuration: CloudRunJobConfiguration) -> None:
         validation.validate(self.own(configuration))
+
+    @classmethod
+    def managed_allocation(cls, configuration: CloudRunJobConfiguration, allocation: Any) -> CloudRunJobConfiguration:
+        """The container's cpu and memory limits; Cloud Run jobs have no configurable disk (memory-backed)."""
+        return configuration.model_copy(update={"job_body": requests.with_limits(configuration, allocation)})
 
     def submit_backlog_s(self) -> float:
         return self.pacers.backlog_s()

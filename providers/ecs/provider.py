@@ -103,6 +103,18 @@ class EcsProvider(Provider[EcsJobConfiguration]):
     def submit_backlog_s(self) -> float:
         return self.launches.backlog_s()
 
+    @classmethod
+    def managed_allocation(cls, configuration: EcsJobConfiguration, allocation: Any) -> EcsJobConfiguration:
+        """Task size and ephemeral storage (21-200 GiB; under 21: Fargate's 20). On Fargate the largest size
+        it offers within the allocation (a cap of 1 vCPU keeps 8 GiB of the 16: Fargate's most for 1 vCPU)."""
+        cpu, memory, disk = int(allocation.vcpu * 1024), allocation.memory_mib, allocation.ephemeral_storage_gib
+        if validation.is_fargate(configuration):
+            sizes = validation.FARGATE_MEMORY
+            cpu = max((units for units in sizes if units <= cpu), default=min(sizes))
+            memory = max((mib for mib in sizes[cpu] if mib <= memory), default=min(sizes[cpu]))
+        return configuration.model_copy(update={"cpu": cpu, "memory": memory,
+                                                "ephemeral_storage": disk if disk >= 21 else None})
+
     # -- submit ----------------------------------------------------------------------------------
 
     async def submit(self, request: SubmitRequest) -> Submission:

@@ -18,6 +18,7 @@ from providers.jobconfig import JobConfiguration
 from providers.paths import STATE_HOME
 
 DEFAULT_STATE_DIR = STATE_HOME / "local"
+DEFAULT_ENVS_DIR = STATE_HOME / "local-envs"
 DEFAULT_MEMORY_MIB = 2048
 DEFAULT_CPU = 1.0
 
@@ -90,12 +91,17 @@ class LocalSettings(BaseModel):
             "Keep it longer than the longest dispatcher outage: a run whose directory is gone cannot be metered."
         ),
     )
+    envs_dir: Path = Field(
+        default=DEFAULT_ENVS_DIR,
+        description="Where the virtual environments of prefect:managed runs' pip_packages are kept, one per "
+        "package set and Python version, reused by every run of that set (providers/local/packages.py).",
+    )
     python: str = Field(
         default=sys.executable,
         description="Interpreter that runs the supervisor (standard library only; any Python 3.10+ works).",
     )
 
-    @field_validator("state_dir")
+    @field_validator("state_dir", "envs_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
