@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--time-factor", type=float, default=0.01, help="realistic phase times x this")
     parser.add_argument("--horizon", type=float, default=30.0, help="loop.claim_horizon_s")
     parser.add_argument("--concurrency", type=int, default=32, help="loop.max_concurrent_submissions")
+    parser.add_argument("--limit", type=float, default=None,
+                        help="ECS: the account's Fargate launch rate in tasks/s (default AWS's 20; burst 5x), set "
+                        "alike in the emulator and the provider, for machines where one Prefect server cannot carry 20/s")
     parser.add_argument("--plain", action="store_true",
                         help="emulator in default mode (no limits): what the dispatcher and Prefect alone reach")
     parser.add_argument("--create-concurrency", type=int, default=8, help="flow runs created at once")
@@ -83,12 +86,12 @@ async def bench(args: argparse.Namespace, cloud: BenchCloud) -> None:
     from dispatcher.demo.examples.deploy import deploy_example
     from dispatcher.prefect.pools import create_pool
 
-    limit = LIMITS[cloud.kind]
+    limit = scaled_limit(cloud.kind, args.limit)
     runs = args.runs or int(limit["burst"] + 60 * limit["per_s"])
     workdir = Path(tempfile.mkdtemp(prefix="launch-bench-"))
     with temporary_database("bench_prefect") as prefect_db, temporary_database("bench_ledger") as ledger_db, \
             prefect_server(workdir / "prefect", database_url=prefect_db) as api_url, \
-            cloud.emulator(3600.0, **realism(args)) as emu:
+            cloud.emulator(3600.0, **realism(args, limit)) as emu:
         await create_pool(api_url, POOL, cloud.pool_type, managed_provider=cloud.kind)
         async with PrefectClient(api=api_url) as client:
             deployment = await deploy_example(client, "hello", POOL, job_variables=cloud.variables(emu, 3600.0))
@@ -108,12 +111,27 @@ async def bench(args: argparse.Namespace, cloud: BenchCloud) -> None:
               f"emulator {cpu[2] / runs * 1000:.1f} ms (CPU time: holds on a busy machine, wall-clock rates do not)")
 
 
-def realism(args) -> dict:
+def scaled_limit(kind: str, per_s: float | None) -> dict:
+    if per_s is None:
+        return LIMITS[kind]
+    if kind != "ecs":
+        raise SystemExit("--limit is for ECS (Cloud Run's quota is 3/s, ACI's 300/h: both fit this machine)")
+    return {"per_s": per_s, "burst": int(per_s * 5),
+            "settings": {"launch_rate_per_s": per_s, "launch_burst": max(1.0, per_s)}}
+
+
+def realism(args, limit: dict) -> dict:
     if args.plain:
         return {}
-    from tests.emulators.kit import Realism
+    from tests.emulators.kit import Realism, RateLimit
 
-    return {"realistic": Realism(time_factor=args.time_factor)}
+    emulator = {"realistic": Realism(time_factor=args.time_factor)}
+    if args.cloud == "ecs" and args.limit is not None:
+        from tests.emulators.ecs import Faults
+
+        bucket = RateLimit(per_s=limit["per_s"], burst=limit["burst"])
+        emulator["faults"] = Faults(launch_limits={"FARGATE": bucket, "FARGATE_SPOT": bucket})
+    return emulator
 
 
 def dispatcher_config(args, cloud: BenchCloud, emu, api_url: str, ledger_dsn: str, pacing: dict):
@@ -148,8 +166,12 @@ async def drive(config, client, emu, runs: int) -> list[tuple[float, int, int]]:
                 return samples
             await asyncio.sleep(0.5)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        dispatcher.request_stop()  # as on SIGTERM: submissions in flight finish, nothing new is claimed
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=60)
+        except asyncio.TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def sustained_rate(samples: list[tuple[float, int, int]], burst: int, runs: int) -> tuple[float, float, float]:
