@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.stats import percentile, peak_rss_mib  # noqa: E402
+from bench.stats import peak_rss_mib, percentile  # noqa: E402
 from dispatcher.loops.retry import call_with_retries  # noqa: E402
 from providers.base import InfraPhase, RunLimits, RunRef, SubmitRequest  # noqa: E402
 from providers.cloud_run import CloudRunProvider, CloudRunSettings  # noqa: E402

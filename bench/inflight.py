@@ -30,6 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bulk_runs import bulk_create  # noqa: E402
 from bench.clouds import bench_cloud  # noqa: E402
 from bench.launch_rate import count_in_states, create_backlog  # noqa: E402
 from bench.pg import temporary_database  # noqa: E402
@@ -47,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--watch-interval", type=float, default=10.0, help="loop.watch_interval_s")
     parser.add_argument("--window", type=float, default=120.0, help="seconds of watching measured")
     parser.add_argument("--create-concurrency", type=int, default=16)
+    parser.add_argument("--through-api", action="store_true",
+                        help="create the runs through the API (slow) instead of Prefect's server models (bench/bulk_runs.py)")
     return parser.parse_args()
 
 
@@ -90,7 +93,10 @@ async def bench(args: argparse.Namespace) -> None:
         async with PrefectClient(api=api_url) as client:
             deployment = await deploy_example(client, "hello", POOL, job_variables=cloud.variables(emu, 86400.0))
             began = time.perf_counter()
-            await create_backlog(client, deployment, args.runs, args.create_concurrency)
+            if args.through_api:
+                await create_backlog(client, deployment, args.runs, args.create_concurrency)
+            else:
+                bulk_create(prefect_db, deployment, args.runs, workdir)
             print(f"{args.runs} runs created in {time.perf_counter() - began:.0f}s", flush=True)
             port = free_port()
             write_config(workdir / "dispatcher.yaml", cloud, emu, api_url, ledger_db, args, port)
@@ -108,10 +114,14 @@ async def bench(args: argparse.Namespace) -> None:
 
 
 async def measure(args, emu, client, proc: subprocess.Popen, metrics_url: str) -> None:
-    began = time.perf_counter()
-    while emu.started < args.runs:
+    began, reported = time.perf_counter(), 0.0
+    while (started := emu.started) < args.runs:
         if proc.poll() is not None:
             raise SystemExit(f"dispatcher exited with {proc.returncode}")
+        if time.perf_counter() - reported > 60:
+            reported = time.perf_counter()
+            print(f"  {started} started after {reported - began:.0f}s; dispatcher RSS so far {vm_hwm_mib(proc.pid):.0f} MiB",
+                  flush=True)
         await asyncio.sleep(2)
     print(f"all {args.runs} started {time.perf_counter() - began:.0f}s after the dispatcher was launched", flush=True)
     await asyncio.sleep(args.watch_interval * 2)  # every run adopted by the watch

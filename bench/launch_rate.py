@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bulk_runs import bulk_create  # noqa: E402
 from bench.clouds import BenchCloud, bench_cloud  # noqa: E402
 from bench.pg import temporary_database  # noqa: E402
 from bench.stats import peak_rss_mib, pid_listening_on, process_cpu_s  # noqa: E402
@@ -49,6 +50,8 @@ def parse_args() -> argparse.Namespace:
                         "alike in the emulator and the provider, for machines where one Prefect server cannot carry 20/s")
     parser.add_argument("--plain", action="store_true",
                         help="emulator in default mode (no limits): what the dispatcher and Prefect alone reach")
+    parser.add_argument("--through-api", action="store_true",
+                        help="create the backlog through the API (slow) instead of Prefect's server models")
     parser.add_argument("--create-concurrency", type=int, default=8, help="flow runs created at once")
     return parser.parse_args()
 
@@ -72,7 +75,11 @@ async def create_backlog(client, deployment_id, runs: int, concurrency: int) -> 
 
 
 async def count_in_states(client, *types: str) -> int:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     states = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(t) for t in types])))
@@ -96,7 +103,10 @@ async def bench(args: argparse.Namespace, cloud: BenchCloud) -> None:
         async with PrefectClient(api=api_url) as client:
             deployment = await deploy_example(client, "hello", POOL, job_variables=cloud.variables(emu, 3600.0))
             began = time.perf_counter()
-            await create_backlog(client, deployment, runs, args.create_concurrency)
+            if args.through_api:
+                await create_backlog(client, deployment, runs, args.create_concurrency)
+            else:
+                bulk_create(prefect_db, deployment, runs, workdir)
             print(f"{cloud.kind}: {runs} runs created in {time.perf_counter() - began:.1f}s (Prefect on PostgreSQL)",
                   flush=True)
             config = dispatcher_config(args, cloud, emu, api_url, ledger_db, limit["settings"])
@@ -123,7 +133,7 @@ def scaled_limit(kind: str, per_s: float | None) -> dict:
 def realism(args, limit: dict) -> dict:
     if args.plain:
         return {}
-    from tests.emulators.kit import Realism, RateLimit
+    from tests.emulators.kit import RateLimit, Realism
 
     emulator = {"realistic": Realism(time_factor=args.time_factor)}
     if args.cloud == "ecs" and args.limit is not None:
@@ -135,7 +145,13 @@ def realism(args, limit: dict) -> dict:
 
 
 def dispatcher_config(args, cloud: BenchCloud, emu, api_url: str, ledger_dsn: str, pacing: dict):
-    from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
+    from dispatcher.config import (
+        DispatcherConfig,
+        LoopConfig,
+        PoolConfig,
+        ServiceConfig,
+        WorkspaceConfig,
+    )
 
     return DispatcherConfig(
         workspaces=[WorkspaceConfig(name="bench", api_url=api_url, pools=[PoolConfig(name=POOL)])],

@@ -30,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prefect.client.orchestration import PrefectClient  # noqa: E402
 
-from dispatcher.config import DispatcherConfig, PoolConfig, ServiceConfig, WorkspaceConfig  # noqa: E402
+from dispatcher.config import (  # noqa: E402
+    DispatcherConfig,
+    PoolConfig,
+    ServiceConfig,
+    WorkspaceConfig,
+)
 from dispatcher.demo.embedded import prefect_server  # noqa: E402
 from dispatcher.demo.examples.deploy import deploy_example  # noqa: E402
 from dispatcher.ledger import Ledger  # noqa: E402

@@ -72,7 +72,13 @@ class Replica:
 
 
 def config(args, api_url: str, ledger_dsn: str, name: str):
-    from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
+    from dispatcher.config import (
+        DispatcherConfig,
+        LoopConfig,
+        PoolConfig,
+        ServiceConfig,
+        WorkspaceConfig,
+    )
 
     return DispatcherConfig(
         workspaces=[WorkspaceConfig(name="bench", api_url=api_url, pools=[PoolConfig(name=POOL)])],
