@@ -7,8 +7,10 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  partition = data.aws_partition.current.partition
+  # .id is the region name under both AWS provider 5.x (where .region does not exist) and 6.x
+  # (where .name is deprecated).
+  region     = data.aws_region.current.id
   account_id = data.aws_caller_identity.current.account_id
   ecs_arn    = "arn:${local.partition}:ecs:${local.region}:${local.account_id}"
 
