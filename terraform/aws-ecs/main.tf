@@ -42,6 +42,7 @@ locals {
 # -- cluster ------------------------------------------------------------------------------
 
 resource "aws_ecs_cluster" "this" {
+  #checkov:skip=CKV_AWS_65:Container Insights is billed per metric; var.container_insights turns it on.
   count = var.create_cluster ? 1 : 0
 
   name = coalesce(var.cluster_name, var.name_prefix)
@@ -67,6 +68,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "flow_runs" {
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 30 days): flow-run logs also reach Prefect; a year is the operator's choice.
   count = var.create_log_group ? 1 : 0
 
   name              = local.log_group_name

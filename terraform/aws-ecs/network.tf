@@ -7,7 +7,10 @@
 locals {
   network_enabled = var.create_run_network
   create_vpc      = local.network_enabled && var.run_network_vpc_id == null
-  nat_count       = local.network_enabled ? var.run_network_nat_gateway_count : 0
+  # One NAT gateway per listed zone. The zones are listed rather than looked up: a looked-up list
+  # shifts when a zone is impaired or added, which would replace the NAT gateways and so change
+  # the egress addresses everybody allow-listed.
+  nat_count = local.network_enabled ? length(var.run_network_availability_zones) : 0
 
   vpc_id   = local.network_enabled ? (local.create_vpc ? aws_vpc.runs[0].id : var.run_network_vpc_id) : null
   vpc_cidr = local.create_vpc ? var.run_network_cidr : try(data.aws_vpc.given[0].cidr_block, "")
@@ -21,21 +24,12 @@ locals {
   private_cidrs = length(var.run_network_private_subnet_cidrs) > 0 ? var.run_network_private_subnet_cidrs : [
     for i in range(local.nat_count) : cidrsubnet(local.vpc_cidr, 4, 8 + i)
   ]
-  zones = length(var.run_network_availability_zones) > 0 ? var.run_network_availability_zones : try(
-    slice(data.aws_availability_zones.available[0].names, 0, local.nat_count), []
-  )
-  inputs_match = length(local.zones) == local.nat_count && length(local.public_cidrs) == local.nat_count && length(local.private_cidrs) == local.nat_count
-  # Per-zone values padded to nat_count, so a short list is reported by the precondition
-  # on aws_subnet.public rather than as an index error.
-  zone         = [for i in range(local.nat_count) : try(local.zones[i], "")]
-  public_cidr  = [for i in range(local.nat_count) : try(local.public_cidrs[i], "")]
-  private_cidr = [for i in range(local.nat_count) : try(local.private_cidrs[i], "")]
-}
-
-data "aws_availability_zones" "available" {
-  count = local.network_enabled && length(var.run_network_availability_zones) == 0 ? 1 : 0
-
-  state = "available"
+  cidrs_match = length(local.public_cidrs) == local.nat_count && length(local.private_cidrs) == local.nat_count
+  # Padded to nat_count with valid CIDRs, so a short list is reported by the precondition on
+  # aws_subnet.public rather than as an index or CIDR error.
+  zone         = var.run_network_availability_zones
+  public_cidr  = [for i in range(local.nat_count) : try(local.public_cidrs[i], cidrsubnet(local.vpc_cidr, 4, i))]
+  private_cidr = [for i in range(local.nat_count) : try(local.private_cidrs[i], cidrsubnet(local.vpc_cidr, 4, 8 + i))]
 }
 
 data "aws_vpc" "given" {
@@ -81,8 +75,8 @@ resource "aws_subnet" "public" {
 
   lifecycle {
     precondition {
-      condition     = local.inputs_match
-      error_message = "run_network_availability_zones and the subnet CIDR lists must have run_network_nat_gateway_count entries each (or be empty)."
+      condition     = local.cidrs_match
+      error_message = "run_network_public_subnet_cidrs and run_network_private_subnet_cidrs must have one entry per zone of run_network_availability_zones (or be empty)."
     }
   }
 }
@@ -173,10 +167,18 @@ resource "aws_route_table_association" "private" {
 resource "aws_security_group" "runs" {
   count = local.network_enabled ? 1 : 0
 
+  #checkov:skip=CKV2_AWS_5:Attached by the dispatcher at RunTask (network_configuration.securityGroups), not by Terraform.
   name        = "${var.name_prefix}-runs"
   description = "Prefect flow-run tasks: no inbound, outbound to the allowed ports only."
   vpc_id      = local.vpc_id
   tags        = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(var.run_network_availability_zones) >= 1 && length(var.run_network_availability_zones) <= 8
+      error_message = "create_run_network needs run_network_availability_zones: 1 to 8 zones, one NAT gateway and egress address each (e.g. [\"eu-west-1a\", \"eu-west-1b\"])."
+    }
+  }
 
   dynamic "egress" {
     for_each = toset(var.run_network_egress_tcp_ports)

@@ -242,19 +242,8 @@ variable "run_network_cidr" {
   }
 }
 
-variable "run_network_nat_gateway_count" {
-  description = "Availability zones used, one private subnet, NAT gateway and Elastic IP (egress address) each. 1 is cheapest; 2 or more keep egress up when a zone fails."
-  type        = number
-  default     = 2
-
-  validation {
-    condition     = var.run_network_nat_gateway_count >= 1 && var.run_network_nat_gateway_count <= 8 && floor(var.run_network_nat_gateway_count) == var.run_network_nat_gateway_count
-    error_message = "run_network_nat_gateway_count must be a whole number from 1 to 8."
-  }
-}
-
 variable "run_network_availability_zones" {
-  description = "Availability zones of the subnets (run_network_nat_gateway_count of them); default: the region's first available ones."
+  description = "Availability zones of the run network, e.g. [\"eu-west-1a\", \"eu-west-1b\"]: one private subnet, NAT gateway and Elastic IP (egress address) each. One zone is cheapest; two or more keep egress up when a zone fails. Required with create_run_network; changing it later replaces NAT gateways and changes egress addresses."
   type        = list(string)
   default     = []
 }

@@ -23,12 +23,6 @@ mock_provider "aws" {
     }
   }
 
-  mock_data "aws_availability_zones" {
-    defaults = {
-      names = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
-    }
-  }
-
   mock_data "aws_vpc" {
     defaults = {
       cidr_block = "10.1.0.0/16"
@@ -76,8 +70,8 @@ run "created_network_egresses_through_one_nat_per_zone" {
   command = apply
 
   variables {
-    create_run_network            = true
-    run_network_nat_gateway_count = 3
+    create_run_network             = true
+    run_network_availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
   }
 
   assert {
@@ -154,7 +148,6 @@ run "given_vpc_uses_its_internet_gateway" {
     create_run_network               = true
     run_network_vpc_id               = "vpc-0123456789abcdef0"
     run_network_internet_gateway_id  = "igw-0123456789abcdef0"
-    run_network_nat_gateway_count    = 1
     run_network_availability_zones   = ["eu-west-1b"]
     run_network_egress_tcp_ports     = [443, 5432]
     run_network_private_subnet_cidrs = ["10.1.200.0/24"]
@@ -184,32 +177,32 @@ run "given_vpc_needs_its_internet_gateway" {
   command = plan
 
   variables {
-    create_run_network = true
-    run_network_vpc_id = "vpc-0123456789abcdef0"
+    create_run_network             = true
+    run_network_vpc_id             = "vpc-0123456789abcdef0"
+    run_network_availability_zones = ["eu-west-1a"]
   }
 
   expect_failures = [aws_route.public_internet]
 }
 
-run "zone_list_must_match_the_count" {
+run "subnet_lists_must_match_the_zones" {
   command = plan
 
   variables {
-    create_run_network             = true
-    run_network_nat_gateway_count  = 2
-    run_network_availability_zones = ["eu-west-1a"]
+    create_run_network               = true
+    run_network_availability_zones   = ["eu-west-1a", "eu-west-1b"]
+    run_network_private_subnet_cidrs = ["10.80.200.0/24"]
   }
 
   expect_failures = [aws_subnet.public]
 }
 
-run "nat_gateway_count_is_bounded" {
+run "the_zones_must_be_listed" {
   command = plan
 
   variables {
-    create_run_network            = true
-    run_network_nat_gateway_count = 0
+    create_run_network = true
   }
 
-  expect_failures = [var.run_network_nat_gateway_count]
+  expect_failures = [aws_security_group.runs]
 }

@@ -4,14 +4,14 @@
 - ``routing``: ``match_route`` over a REST cloud's table of method + path-pattern routes
 - ``errors``: ``CloudError``, the base of each cloud's error (status, code, message, headers; ``response()``)
 - ``faults``: shared ``Faults`` knobs, ``FaultDice``, ``WireErrors``, ``RateLimit``
-- ``calls``: ``CallLog`` (calls per operation, permissions used)
+- ``calls``: ``CallLog`` (calls per operation, permissions used), ``observe_permissions`` (every emulator's, session-wide)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs; ``poll_until``
 - ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
 - ``runs``: simulated mode: ``RunDefaults`` (run length and exit code, overridable from a container's env)
 """
 
-from .calls import CallLog
+from .calls import CallLog, observe_permissions
 from .emulator import Emulator, poll_until
 from .errors import CloudError
 from .faults import (
@@ -34,5 +34,6 @@ __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "CloudError", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "ProcessRunner",
     "RateLimit", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults", "StartFailure", "WireErrors",
-    "WireProtocol", "bearer_token", "container_environment", "exit_code_of", "match_route", "poll_until", "summary",
+    "WireProtocol", "bearer_token", "container_environment", "exit_code_of", "match_route", "observe_permissions",
+    "poll_until", "summary",
 ]
