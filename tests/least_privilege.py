@@ -7,16 +7,19 @@ session and read the record through the ``provider_permissions`` fixture, which 
 whether a cloud's provider suite ran completely and passed (else the comparison would prove
 nothing, and the test skips saying so).
 
-Not counted: ``tests/emulators_tests/`` (they call emulator operations directly) and Prefect's
-own workers on the emulators (``tests/e2e/test_prefect_*_worker_on_emulator.py``): their calls
-are not the dispatcher's.
+Not counted: ``tests/emulators_tests/`` (they call emulator operations directly), Prefect's
+own workers on the emulators (``tests/e2e/test_prefect_*_worker_on_emulator.py``), and calls a
+provider test makes itself inside ``with calls_not_by_the_provider():`` (say, creating a second
+cluster): they are not the dispatcher's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -24,7 +27,8 @@ import pytest
 from tests.emulators.kit import observe_permissions
 
 MARK = "least_privilege"
-NOT_THE_PROVIDER = ("tests/emulators_tests/", "tests/e2e/test_prefect_")
+SETUP = "<the test itself> "
+NOT_THE_PROVIDER = ("tests/emulators_tests/", "tests/e2e/test_prefect_", SETUP)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _record.passed.add(report.nodeid)
     elif report.failed or report.skipped:
         _record.passed.discard(report.nodeid)  # a failed teardown undoes a passed call
+
+
+@contextlib.contextmanager
+def calls_not_by_the_provider() -> Iterator[None]:
+    """Permissions recorded inside the block are the test's own set-up, not the provider's: not counted.
+    The provider must not be working concurrently (its calls would be discounted too)."""
+    previous = _record.current
+    _record.current = SETUP + previous
+    try:
+        yield
+    finally:
+        _record.current = previous
 
 
 @pytest.fixture

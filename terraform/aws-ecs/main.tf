@@ -209,12 +209,6 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    sid       = "DescribeTheCluster"
-    actions   = ["ecs:DescribeClusters"]
-    resources = [local.cluster_arn]
-  }
-
-  statement {
     # These task definition actions support no resource-level permissions.
     sid = "ManageTaskDefinitions"
     actions = [
@@ -239,9 +233,10 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    # Network checks before RunTask (default VPC, subnets); no resource-level permissions.
-    sid       = "DescribeNetwork"
-    actions   = ["ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+    # The default VPC's subnets (default-for-az filter), looked up once when a run names no
+    # subnets; no resource-level permissions.
+    sid       = "FindDefaultSubnets"
+    actions   = ["ec2:DescribeSubnets"]
     resources = ["*"]
   }
 

@@ -23,6 +23,7 @@ from providers.errors import (
     TransientProviderError,
 )
 from tests.emulators.ecs import EcsEmulator, Faults
+from tests.least_privilege import calls_not_by_the_provider
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYTOPSECRET"
 API_KEY = "pnu_0123456789abcdefTOPSECRETAPIKEY"
@@ -169,12 +170,22 @@ async def test_250_runs_are_observed_with_3_describe_calls(emu: EcsEmulator, pro
 
 async def test_runs_are_grouped_per_cluster(emu: EcsEmulator, provider: EcsProvider) -> None:
     ecs = await provider.clients.client("ecs", provider.clients.resolve(cfg(emu).aws_credentials)[1])
-    await ecs.create_cluster(clusterName="other", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    with calls_not_by_the_provider():
+        await ecs.create_cluster(clusterName="other", capacityProviders=["FARGATE", "FARGATE_SPOT"])
     refs = [await submit(provider, cfg(emu, cluster=c)) for c in ("default", "other", "default", "other")]
     emu.reset_calls()
     statuses = await provider.status_many(refs)
     assert emu.calls == {"DescribeTasks": 2}
     assert ["cluster/other::" in s.infrastructure_id for s in statuses] == [False, True, False, True]
+
+
+async def test_without_subnets_the_default_vpc_subnets_are_looked_up_once(emu: EcsEmulator,
+                                                                            provider: EcsProvider) -> None:
+    configuration = cfg(emu, network_configuration={})
+    await submit(provider, configuration)
+    await submit(provider, configuration)
+    assert emu.calls["DescribeSubnets"] == 1 and emu.calls["RunTask"] == 2
+    assert "DescribeVpcs" not in emu.calls  # a default-for-az filter, not a VPC lookup first
 
 
 # -- idempotency ---------------------------------------------------------------------------------

@@ -31,12 +31,20 @@ class GrantSource:
     block_type: str  # azurerm_role_definition, google_project_iam_custom_role, aws_iam_policy_document
     names: tuple[str, ...]  # which blocks of that type (the dispatcher's, not the flow runs' roles)
     attribute: str  # actions, permissions
+    role_bindings: tuple[tuple[str, str], ...] = ()
+    """(resource type, name) of bindings of a predefined role to the dispatcher; see PREDEFINED_ROLES."""
 
+
+PREDEFINED_ROLES = {"roles/iam.serviceAccountUser": ("iam.serviceAccounts.actAs",)}
+"""The permissions the provider may use from a predefined role the module binds. Only actAs is
+meant from serviceAccountUser (bound on the runtime service account alone); the role's other
+permissions (get/list of that account) are outside this comparison."""
 
 SOURCES = {
     "ecs": GrantSource("aws-ecs", "data", "aws_iam_policy_document", ("dispatcher",), "actions"),
     "cloud-run": GrantSource("gcp-cloud-run", "resource", "google_project_iam_custom_role", ("dispatcher",),
-                             "permissions"),
+                             "permissions",
+                             (("google_service_account_iam_member", "dispatcher_acts_as_runtime"),)),
     "aci": GrantSource("azure-aci", "resource", "azurerm_role_definition", ("dispatcher", "attach"), "actions"),
 }
 
@@ -72,6 +80,13 @@ def _values_of(body: Any, attribute: str) -> Iterator[str]:
             yield from _values_of(value, attribute)
 
 
+def _blocks(parsed: dict, block_kind: str, block_type: str) -> Iterator[tuple[str, dict]]:
+    for block in parsed.get(block_kind, []):
+        for kind, bodies in block.items():
+            if _strip(kind) == block_type:
+                yield from ((_strip(name), body) for name, body in bodies.items())
+
+
 def granted(source: GrantSource, files: list[Path] | None = None) -> dict[str, str | None]:
     """Permission -> the justification next to it (None if there is none), over the module's .tf files."""
     files = files if files is not None else sorted((TERRAFORM_DIR / source.module).glob("*.tf"))
@@ -79,14 +94,16 @@ def granted(source: GrantSource, files: list[Path] | None = None) -> dict[str, s
     for path in files:
         text = path.read_text(encoding="utf-8")
         parsed = hcl2.loads(text)
-        for block in parsed.get(source.block_kind, []):
-            for kind, bodies in block.items():
-                if _strip(kind) != source.block_type:
-                    continue
-                for name, body in bodies.items():
-                    if _strip(name) in source.names:
-                        for permission in _values_of(body, source.attribute):
-                            found[permission] = justification(text, permission)
+        for name, body in _blocks(parsed, source.block_kind, source.block_type):
+            if name in source.names:
+                for permission in _values_of(body, source.attribute):
+                    found[permission] = justification(text, permission)
+        for binding_type, binding_name in source.role_bindings:
+            for name, body in _blocks(parsed, "resource", binding_type):
+                if name == binding_name:
+                    role = _strip(body["role"])
+                    for permission in PREDEFINED_ROLES[role]:
+                        found[permission] = justification(text, role)
     return found
 
 
