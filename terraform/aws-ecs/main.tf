@@ -209,13 +209,13 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    # These task definition actions support no resource-level permissions.
+    # These task definition actions support no resource-level permissions. No Deregister: the
+    # provider never deregisters (revisions are adopted by their tags).
     sid = "ManageTaskDefinitions"
     actions = [
       "ecs:RegisterTaskDefinition",
       "ecs:DescribeTaskDefinition",
       "ecs:ListTaskDefinitions",
-      "ecs:DeregisterTaskDefinition",
     ]
     resources = ["*"]
   }

@@ -24,7 +24,7 @@ def test_ecs_records_pass_role_and_tag_on_create(emu, ecs):
 
 def test_ecs_run_task_passes_the_definition_roles_and_the_overrides():
     store = TaskDefinitionStore("eu-west-1", "123456789012")
-    container = [{"name": "flow", "image": "i", "essential": True}]
+    container = [{"name": "flow", "image": "i", "essential": True, "memory": 512}]
     store.register({"family": "with-role", "executionRoleArn": ROLE, "containerDefinitions": container}, 0.0)
     store.register({"family": "no-role", "containerDefinitions": container}, 0.0)
     assert implied_permissions("RunTask", {"taskDefinition": "with-role"}, store) == ("iam:PassRole",)
