@@ -7,7 +7,8 @@ session and read the record through the ``provider_permissions`` fixture, which 
 whether a cloud's provider suite ran completely and passed (else the comparison would prove
 nothing, and the test skips saying so).
 
-Not counted: ``tests/emulators_tests/`` (they call emulator operations directly), Prefect's
+Not counted: ``tests/emulators_tests/`` (they call emulator operations directly), the tests of
+this mechanism (``tests/terraform/``), Prefect's
 own workers on the emulators (``tests/e2e/test_prefect_*_worker_on_emulator.py``), and calls a
 provider test makes itself inside ``with calls_not_by_the_provider():`` (say, creating a second
 cluster): they are not the dispatcher's.
@@ -28,7 +29,7 @@ from tests.emulators.kit import observe_permissions
 
 MARK = "least_privilege"
 SETUP = "<the test itself> "
-NOT_THE_PROVIDER = ("tests/emulators_tests/", "tests/e2e/test_prefect_", SETUP)
+NOT_THE_PROVIDER = ("tests/emulators_tests/", "tests/e2e/test_prefect_", "tests/terraform/", SETUP)
 
 
 @dataclass(frozen=True)

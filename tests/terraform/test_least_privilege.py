@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.least_privilege import PermissionRecord, kind_of
+from tests.emulators.kit import CallLog
+from tests.least_privilege import SETUP, PermissionRecord, calls_not_by_the_provider, kind_of
 
 pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install python-hcl2)")
 
@@ -113,3 +114,27 @@ def test_an_incomplete_session_is_reported_not_compared():
     assert record.incomplete("ecs") is None
     record.partial_files.add("tests/e2e/test_ecs_end_to_end.py")
     assert "only part of" in record.incomplete("ecs")
+
+
+def test_calls_that_are_not_the_providers_are_not_counted():
+    record = PermissionRecord()
+    for test, permission in [("tests/providers/test_ecs_specific.py::t", "ecs:RunTask"),
+                             ("tests/emulators_tests/test_ecs_emulator_faults.py::t", "ecs:ListClusters"),
+                             ("tests/e2e/test_prefect_ecs_worker_on_emulator.py::t", "ec2:DescribeVpcs"),
+                             ("tests/terraform/test_least_privilege.py::t", "ecs:ListServices"),
+                             (SETUP + "tests/providers/test_ecs_specific.py::t", "ecs:CreateCluster"),
+                             ("tests/e2e/test_ecs_end_to_end.py::t", "run.jobs.run")]:
+        record.current = test
+        record.add((permission,))
+    assert record.called("ecs") == {"ecs:RunTask"} and record.called("cloud-run") == {"run.jobs.run"}
+
+
+def test_every_emulator_reports_to_the_session_record_and_set_up_is_filed_apart(
+        request: pytest.FixtureRequest, provider_permissions: PermissionRecord):
+    log = CallLog()
+    log.record_permission("ecs:ListServices")
+    with calls_not_by_the_provider():
+        log.record_permission("ecs:CreateCluster")
+    log.reset()  # a test's reset_calls() does not erase the session's record
+    assert provider_permissions.by_test[request.node.nodeid]["ecs:ListServices"] == 1
+    assert provider_permissions.by_test[SETUP + request.node.nodeid]["ecs:CreateCluster"] == 1
