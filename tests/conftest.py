@@ -25,6 +25,9 @@ from dispatcher.prefect.pools import create_pool  # noqa: E402
 from dispatcher.service import Dispatcher  # noqa: E402
 from tests.postgres import postgres_database  # noqa: E402,F401 - a shared fixture
 
+# The session-wide record of cloud permissions the provider suites used (least-privilege tests run last).
+pytest_plugins = ["tests.least_privilege"]
+
 
 @pytest.fixture(scope="session")
 def prefect_api_url(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -7,8 +7,10 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.region
+  partition = data.aws_partition.current.partition
+  # .id is the region name under both AWS provider 5.x (where .region does not exist) and 6.x
+  # (where .name is deprecated).
+  region     = data.aws_region.current.id
   account_id = data.aws_caller_identity.current.account_id
   ecs_arn    = "arn:${local.partition}:ecs:${local.region}:${local.account_id}"
 
@@ -40,6 +42,7 @@ locals {
 # -- cluster ------------------------------------------------------------------------------
 
 resource "aws_ecs_cluster" "this" {
+  #checkov:skip=CKV_AWS_65:Container Insights is billed per metric; var.container_insights turns it on.
   count = var.create_cluster ? 1 : 0
 
   name = coalesce(var.cluster_name, var.name_prefix)
@@ -65,6 +68,7 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "flow_runs" {
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 30 days): flow-run logs also reach Prefect; a year is the operator's choice.
   count = var.create_log_group ? 1 : 0
 
   name              = local.log_group_name
@@ -205,19 +209,13 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    sid       = "DescribeTheCluster"
-    actions   = ["ecs:DescribeClusters"]
-    resources = [local.cluster_arn]
-  }
-
-  statement {
-    # These task definition actions support no resource-level permissions.
+    # These task definition actions support no resource-level permissions. No Deregister: the
+    # provider never deregisters (revisions are adopted by their tags).
     sid = "ManageTaskDefinitions"
     actions = [
       "ecs:RegisterTaskDefinition",
       "ecs:DescribeTaskDefinition",
       "ecs:ListTaskDefinitions",
-      "ecs:DeregisterTaskDefinition",
     ]
     resources = ["*"]
   }
@@ -235,9 +233,10 @@ data "aws_iam_policy_document" "dispatcher" {
   }
 
   statement {
-    # Network checks before RunTask (default VPC, subnets); no resource-level permissions.
-    sid       = "DescribeNetwork"
-    actions   = ["ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+    # The default VPC's subnets (default-for-az filter), looked up once when a run names no
+    # subnets; no resource-level permissions.
+    sid       = "FindDefaultSubnets"
+    actions   = ["ec2:DescribeSubnets"]
     resources = ["*"]
   }
 

@@ -85,3 +85,32 @@ output "aws_credentials_block" {
     aws_secret_access_key = try(aws_iam_access_key.dispatcher[0].secret, null)
   }
 }
+
+output "egress_ip_addresses" {
+  description = "Public addresses every outbound connection of a flow run in the run network comes from (one Elastic IP per NAT gateway): allow-list these. Empty without create_run_network."
+  value       = aws_eip.nat[*].public_ip
+}
+
+output "run_subnet_ids" {
+  description = "Private subnets of the run network (ecs:push job variable network_configuration.subnets, or the dispatcher's providers.ecs.subnets)."
+  value       = aws_subnet.private[*].id
+}
+
+output "run_security_group_id" {
+  description = "Security group of flow-run tasks in the run network (network_configuration.securityGroups)."
+  value       = try(aws_security_group.runs[0].id, null)
+}
+
+output "run_vpc_id" {
+  description = "VPC of the run network (ecs:push job variable vpc_id)."
+  value       = local.vpc_id
+}
+
+output "ecs_network_configuration" {
+  description = "The ecs:push job variable network_configuration for the run network (no public IP: egress through the NAT gateways); null without create_run_network."
+  value = local.network_enabled ? {
+    subnets        = aws_subnet.private[*].id
+    securityGroups = [aws_security_group.runs[0].id]
+    assignPublicIp = "DISABLED"
+  } : null
+}

@@ -210,3 +210,64 @@ variable "additional_log_group_names" {
   type        = list(string)
   default     = []
 }
+
+# -- network with static egress addresses (optional) --------------------------------------
+
+variable "create_run_network" {
+  description = "Create a network for flow-run tasks whose outbound traffic leaves through NAT gateways with Elastic IPs (static, allow-listable addresses, output egress_ip_addresses). NAT gateways are billed per hour and per GB."
+  type        = bool
+  default     = false
+}
+
+variable "run_network_vpc_id" {
+  description = "Put the run network into this existing VPC (then set run_network_internet_gateway_id); default: create a VPC."
+  type        = string
+  default     = null
+}
+
+variable "run_network_internet_gateway_id" {
+  description = "Internet gateway of run_network_vpc_id, the NAT gateways' way out. Ignored when the module creates the VPC."
+  type        = string
+  default     = null
+}
+
+variable "run_network_cidr" {
+  description = "CIDR block of the created VPC."
+  type        = string
+  default     = "10.80.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.run_network_cidr, 0)) && tonumber(split("/", var.run_network_cidr)[1]) <= 24
+    error_message = "run_network_cidr must be an IPv4 CIDR block of /24 or larger."
+  }
+}
+
+variable "run_network_availability_zones" {
+  description = "Availability zones of the run network, e.g. [\"eu-west-1a\", \"eu-west-1b\"]: one private subnet, NAT gateway and Elastic IP (egress address) each. One zone is cheapest; two or more keep egress up when a zone fails. Required with create_run_network; changing it later replaces NAT gateways and changes egress addresses."
+  type        = list(string)
+  default     = []
+}
+
+variable "run_network_public_subnet_cidrs" {
+  description = "CIDRs of the public subnets holding the NAT gateways, one per zone; default: /20s carved from the VPC's range (set them when the VPC is given and its range is in use)."
+  type        = list(string)
+  default     = []
+}
+
+variable "run_network_private_subnet_cidrs" {
+  description = "CIDRs of the private subnets flow-run tasks run in, one per zone; default: /20s carved from the VPC's range."
+  type        = list(string)
+  default     = []
+}
+
+variable "run_network_egress_tcp_ports" {
+  description = "TCP ports flow-run tasks may connect out to (HTTPS reaches the Prefect API, ECR and most APIs). Add e.g. 5432 for a database."
+  type        = list(number)
+  default     = [443]
+}
+
+variable "run_network_egress_cidr_blocks" {
+  description = "Destinations flow-run tasks may connect to."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}

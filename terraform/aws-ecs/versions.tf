@@ -5,8 +5,9 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 6.x: data.aws_region.current.region (5.x only has .name). Commit .terraform.lock.hcl for exact pins.
-      version = ">= 6.0.0, < 7.0.0"
+      # 5.x and 6.x: only attributes both majors have (data.aws_region.current.id, aws_eip.domain).
+      # Commit .terraform.lock.hcl for exact pins.
+      version = ">= 5.0.0, < 7.0.0"
     }
   }
 }

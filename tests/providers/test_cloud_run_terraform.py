@@ -3,14 +3,14 @@
 Every path of the provider runs against the emulator (submit with a new and an existing
 job, finding an attempt, the watch, cancel, a job that cannot become ready, idle-job
 housekeeping); the emulator's permission counter then lists what IAM would have checked,
-and that list must equal the module's custom role.
+and that list must equal the module's custom role (plus actAs, from the serviceAccountUser binding
+on the runtime service account).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -20,20 +20,14 @@ from providers.errors import SubmissionRejected
 from tests.emulators.cloud_run import CloudRunEmulator, Faults
 from tests.providers.harnesses.cloud_run import PROJECT, REGION, configuration, job_body
 
-hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install python-hcl2)")
+pytest.importorskip("hcl2", reason="python-hcl2 is not installed (pip install python-hcl2)")
 
-MODULE = Path(__file__).resolve().parents[2] / "terraform" / "gcp-cloud-run"
+from tests.terraform.grants import SOURCES, granted  # noqa: E402
 
 
 def role_permissions() -> set[str]:
-    with (MODULE / "main.tf").open(encoding="utf-8") as handle:
-        parsed = hcl2.load(handle)
-    for block in parsed.get("resource", []):
-        for kind, bodies in block.items():
-            if kind.strip('"') == "google_project_iam_custom_role":
-                (body,) = bodies.values()
-                return {p.strip('"') for p in body["permissions"]}  # python-hcl2 >= 7 keeps the quotes
-    raise AssertionError("terraform/gcp-cloud-run has no google_project_iam_custom_role")
+    """The custom role's permissions, and actAs from the serviceAccountUser binding on the runtime account."""
+    return set(granted(SOURCES["cloud-run"]))
 
 
 def request(cfg, redrive: bool = False) -> SubmitRequest:

@@ -23,6 +23,7 @@ from providers.errors import (
     TransientProviderError,
 )
 from tests.emulators.ecs import EcsEmulator, Faults
+from tests.least_privilege import calls_not_by_the_provider
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYTOPSECRET"
 API_KEY = "pnu_0123456789abcdefTOPSECRETAPIKEY"
@@ -113,9 +114,10 @@ async def test_revision_is_found_by_tag_after_a_restart(emu: EcsEmulator, provid
 
 async def test_untagged_revisions_are_not_adopted(emu: EcsEmulator, provider: EcsProvider) -> None:
     ecs = await provider.clients.client("ecs", provider.clients.resolve(cfg(emu).aws_credentials)[1])
-    await ecs.register_task_definition(family="prefect_ecs-pool_flow", containerDefinitions=[
-        {"name": "prefect", "image": "prefecthq/prefect:3-latest"}], cpu="1024", memory="2048",
-        networkMode="awsvpc", requiresCompatibilities=["FARGATE"])
+    with calls_not_by_the_provider():
+        await ecs.register_task_definition(family="prefect_ecs-pool_flow", containerDefinitions=[
+            {"name": "prefect", "image": "prefecthq/prefect:3-latest"}], cpu="1024", memory="2048",
+            networkMode="awsvpc", requiresCompatibilities=["FARGATE"])
     await submit(provider, cfg(emu))
     assert revisions(emu) == 2
 
@@ -125,7 +127,8 @@ async def test_a_revision_deregistered_behind_our_back_is_registered_again(emu: 
     await submit(provider, configuration)
     [taskdef] = emu.backend.taskdefs.all()
     ecs = await provider.clients.client("ecs", provider.clients.resolve(configuration.aws_credentials)[1])
-    await ecs.deregister_task_definition(taskDefinition=taskdef.arn)
+    with calls_not_by_the_provider():
+        await ecs.deregister_task_definition(taskDefinition=taskdef.arn)
     with pytest.raises(TransientProviderError):
         await submit(provider, configuration)
     await submit(provider, configuration)
@@ -134,9 +137,10 @@ async def test_a_revision_deregistered_behind_our_back_is_registered_again(emu: 
 
 async def test_existing_task_definition_is_described_once(emu: EcsEmulator, provider: EcsProvider) -> None:
     ecs = await provider.clients.client("ecs", provider.clients.resolve(cfg(emu).aws_credentials)[1])
-    answer = await ecs.register_task_definition(family="mine", containerDefinitions=[
-        {"name": "app", "image": "x"}], cpu="512", memory="1024", networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"])
+    with calls_not_by_the_provider():
+        answer = await ecs.register_task_definition(family="mine", containerDefinitions=[
+            {"name": "app", "image": "x"}], cpu="512", memory="1024", networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"])
     arn = answer["taskDefinition"]["taskDefinitionArn"]
     emu.reset_calls()
     refs = [await submit(provider, cfg(emu, task_definition_arn=arn, image=None)) for _ in range(5)]
@@ -169,12 +173,22 @@ async def test_250_runs_are_observed_with_3_describe_calls(emu: EcsEmulator, pro
 
 async def test_runs_are_grouped_per_cluster(emu: EcsEmulator, provider: EcsProvider) -> None:
     ecs = await provider.clients.client("ecs", provider.clients.resolve(cfg(emu).aws_credentials)[1])
-    await ecs.create_cluster(clusterName="other", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    with calls_not_by_the_provider():
+        await ecs.create_cluster(clusterName="other", capacityProviders=["FARGATE", "FARGATE_SPOT"])
     refs = [await submit(provider, cfg(emu, cluster=c)) for c in ("default", "other", "default", "other")]
     emu.reset_calls()
     statuses = await provider.status_many(refs)
     assert emu.calls == {"DescribeTasks": 2}
     assert ["cluster/other::" in s.infrastructure_id for s in statuses] == [False, True, False, True]
+
+
+async def test_without_subnets_the_default_vpc_subnets_are_looked_up_once(emu: EcsEmulator,
+                                                                            provider: EcsProvider) -> None:
+    configuration = cfg(emu, network_configuration={})
+    await submit(provider, configuration)
+    await submit(provider, configuration)
+    assert emu.calls["DescribeSubnets"] == 1 and emu.calls["RunTask"] == 2
+    assert "DescribeVpcs" not in emu.calls  # a default-for-az filter, not a VPC lookup first
 
 
 # -- idempotency ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from . import errors
 from .backend import Backend
 from .groups import GROUP_TYPE, ContainerGroup, iso
 from .handlers import Answer, Call, Handler
-from .routes import ACI_API_VERSIONS
+from .routes import ACI_API_VERSIONS, linked_access_permissions
 from .template import Scope, bind_parameters, evaluate, invalid_template
 from .validation import parse_issues, raise_remaining
 
@@ -119,7 +119,8 @@ class Deployments:
         """ARM's PUT to the resource provider, on the caller's behalf."""
         name = str(resource.get("name"))
         body = {k: v for k, v in resource.items() if k not in TEMPLATE_ONLY_KEYS}
-        self.calls.record_permission("Microsoft.ContainerInstance/containerGroups/write")
+        self.calls.record_permission("Microsoft.ContainerInstance/containerGroups/write",
+                                     *linked_access_permissions(body))
         try:
             issues = parse_issues(aci_models.ContainerGroup, body)
             _, group, _ = self.backend.put(rg_name, name, body, issues)

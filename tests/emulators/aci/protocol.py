@@ -23,7 +23,7 @@ from . import errors
 from .backend import Backend
 from .faults import ARM_SUBSCRIPTION_LIMITS, AciFaultDice
 from .handlers import Answer, Call, Handler
-from .routes import ACI_API_VERSIONS, RESOURCES_API_VERSIONS, Route, match
+from .routes import ACI_API_VERSIONS, RESOURCES_API_VERSIONS, Route, linked_access_permissions, match
 from .schema import RESPONSE_CHECKER
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -74,6 +74,10 @@ class ArmProtocol:
         self.dice.before_call(route.op, self.wire)
         call = Call({**params, "_path": request.path}, self._parse(request), request.query_params,
                     _base_url(request.headers))
+        if route.op in ("ContainerGroups_CreateOrUpdate", "ContainerGroups_Update"):
+            linked = linked_access_permissions(call.body)
+            if linked:
+                self.calls.record_permission(*linked)
         with self.backend.lock:
             self.backend.tick()
             answer = self.handlers[route.op](self.backend, call)
@@ -130,3 +134,4 @@ class ArmProtocol:
 
 def _base_url(headers: Mapping[str, str]) -> str:
     return f"http://{headers.get('Host') or '127.0.0.1'}"
+

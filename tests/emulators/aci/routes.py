@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..kit import RouteMatch, match_route
 
@@ -82,3 +83,18 @@ ROUTES = (
 def match(method: str, path: str) -> RouteMatch[Route]:
     """The route, its path parameters, and whether the path exists under another method (405, not 404)."""
     return match_route(ROUTES, method, path)
+
+def linked_access_permissions(body: Any) -> tuple[str, ...]:
+    """ARM's linked access checks on a container group PUT/PATCH: attaching a user-assigned identity
+    needs ``assign/action`` on it, joining a subnet ``join/action`` on that subnet."""
+    if not isinstance(body, dict):
+        return ()
+    linked = []
+    identity = body.get("identity")
+    if isinstance(identity, dict) and identity.get("userAssignedIdentities"):
+        linked.append("Microsoft.ManagedIdentity/userAssignedIdentities/assign/action")
+    props = body.get("properties")
+    if isinstance(props, dict) and props.get("subnetIds"):
+        linked.append("Microsoft.Network/virtualNetworks/subnets/join/action")
+    return tuple(linked)
+

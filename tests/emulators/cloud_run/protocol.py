@@ -94,6 +94,9 @@ class RestProtocol:
         self.auth.check_caller(request.headers)
         resource = names.get("job", names["location"])
         self._permit(route.permission, resource)
+        if route.op in ("CreateJob", "UpdateJob"):
+            # Setting a job's identity (its service account, else the default compute one) needs actAs on it.
+            self._permit("iam.serviceAccounts.actAs", resource)
         if route.response is None:
             raise unimplemented(route.op)
         self.dice.before_call(route.op, self.wire)  # latency, then 429 / 503: not carried out

@@ -27,6 +27,7 @@ from ..kit.validation import TYPE
 from .backend import Backend
 from .errors import AwsError, server_error, throttled
 from .handlers import ECS_HANDLERS, LOGS_HANDLERS, Handler
+from .taskdefs import TaskDefinitionStore
 from .util import mutates
 from .validation import find_issues, validation_message
 
@@ -96,6 +97,10 @@ class JsonProtocol:
         if handler is None:
             raise AwsError("UnsupportedOperation", f"The ECS emulator does not implement {op}.")
         with self._backend.lock:
+            implied = implied_permissions(op, params, self._backend.taskdefs)
+        if implied:
+            self._calls.record_permission(*implied)
+        with self._backend.lock:
             self._backend.tick()
             result = handler(self._backend, params)
         self._dice.after_call(op, JSON_WIRE, mutating=mutates(op))
@@ -139,3 +144,32 @@ class JsonProtocol:
             raise AwsError("SerializationException", "; ".join(i.message for i in wrong_types))
         if issues:
             raise AwsError(service.validation_code, validation_message(issues))
+
+
+TAG_ON_CREATE = frozenset({"RunTask", "StartTask", "RegisterTaskDefinition", "CreateCluster", "CreateService"})
+
+
+def implied_permissions(op: str, params: dict[str, Any], taskdefs: TaskDefinitionStore) -> tuple[str, ...]:
+    """What IAM also authorizes on this call besides ``ecs:<op>``: tag-on-create needs
+    ``ecs:TagResource``; handing a task role or execution role to ECS needs ``iam:PassRole``,
+    checked on registration and again on RunTask, for the task definition's roles and the
+    overrides' (a role the caller may not pass is refused, AccessDenied)."""
+    implied = []
+    if op in TAG_ON_CREATE and params.get("tags"):
+        implied.append("ecs:TagResource")
+    roles = []
+    if op == "RegisterTaskDefinition":
+        roles = [params.get("taskRoleArn"), params.get("executionRoleArn")]
+    elif op in ("RunTask", "StartTask"):
+        overrides = params.get("overrides") or {}
+        try:
+            definition = taskdefs.lookup(str(params.get("taskDefinition", "")))
+        except AwsError:  # a malformed reference: the handler answers it
+            definition = None
+        body = definition.body if definition is not None else {}
+        roles = [overrides.get("taskRoleArn"), overrides.get("executionRoleArn"), body.get("taskRoleArn"),
+                 body.get("executionRoleArn")]
+    if any(roles):
+        implied.append("iam:PassRole")
+    return tuple(implied)
+

@@ -4,7 +4,7 @@
 - ``routing``: ``match_route`` over a REST cloud's table of method + path-pattern routes
 - ``errors``: ``CloudError``, the base of each cloud's error (status, code, message, headers; ``response()``)
 - ``faults``: shared ``Faults`` knobs, ``FaultDice``, ``WireErrors``, ``RateLimit``
-- ``calls``: ``CallLog`` (calls per operation, permissions used)
+- ``calls``: ``CallLog`` (calls per operation, permissions used), ``observe_permissions`` (every emulator's, session-wide)
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs; ``poll_until``
 - ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
@@ -12,7 +12,7 @@
 - ``runs``: simulated mode: ``RunDefaults`` (run length and exit code, overridable from a container's env)
 """
 
-from .calls import CallLog
+from .calls import CallLog, observe_permissions
 from .emulator import Emulator, poll_until
 from .errors import CloudError
 from .faults import (
@@ -38,5 +38,5 @@ __all__ = [
     "CallLog", "Checker", "CloudError", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "ProcessRunner",
     "Profile", "RateLimit", "Realism", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults",
     "StartFailure", "WireErrors", "WireProtocol", "bearer_token", "container_environment", "exit_code_of",
-    "match_route", "per_minute", "poll_until", "resolve_realism", "summary",
+    "match_route", "observe_permissions", "per_minute", "poll_until", "resolve_realism", "summary",
 ]

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
+
+PermissionObserver = Callable[[tuple[str, ...]], None]
+_observers: list[PermissionObserver] = []
+
+
+def observe_permissions(observer: PermissionObserver) -> Callable[[], None]:
+    """Call ``observer(names)`` on every ``record_permission`` of every emulator, from the emulator's
+    own threads, until the returned function is called. Unlike ``permissions`` this survives
+    ``reset_calls()`` and the emulator's end: a test session's least-privilege check collects
+    what the whole provider suite needed through it (tests/least_privilege.py)."""
+    _observers.append(observer)
+    return lambda: _observers.remove(observer)
 
 
 class CallLog:
@@ -31,6 +44,8 @@ class CallLog:
         """An operation that needs several permissions (say, tag-on-create) records each."""
         with self._lock:
             self.permissions.update(names)
+        for observer in list(_observers):
+            observer(names)
 
     def reset(self) -> None:
         with self._lock:
