@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "terraform"
-CHECKOV = os.environ.get("CHECKOV") or shutil.which("checkov")
+CHECKOV = next((path for path in (os.environ.get("CHECKOV"), shutil.which("checkov"))
+                if path and os.access(path, os.X_OK)), None)  # `make test` sets $CHECKOV to .venv-checkov's
 PLANTED = "zz-planted"
 """A module scanned along with the real ones (same run, no extra time): its findings prove the scan can fail."""
 PLANTED_TF = '''
@@ -38,7 +39,8 @@ resource "aws_security_group" "ssh_from_anywhere" {
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if not CHECKOV:
-        pytest.skip("checkov is not installed: `pipx install checkov` (or set $CHECKOV); it cannot live in the "
+        pytest.skip("checkov is not installed (`make test` installs it in .venv-checkov; or `pipx install checkov`, or set "
+                    "$CHECKOV); it cannot live in the "
                     "project's virtualenv")
     workdir = tmp_path_factory.mktemp("checkov")
     shutil.copytree(TERRAFORM_DIR, workdir / "terraform", ignore=shutil.ignore_patterns(".terraform*"))
