@@ -1,0 +1,100 @@
+"""Fixtures of the chaos suite: its own restartable Prefect server, a fresh PostgreSQL ledger and an
+ECS emulator per scenario, a seeded RNG whose seed is printed when a scenario fails.
+
+Replay a failure with ``CHAOS_SEED=<seed>``; soak with ``CHAOS_SOAK=1`` (see README.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from prefect.client.orchestration import PrefectClient
+from sqlalchemy.engine import make_url
+
+from tests.chaos import cloud
+from tests.chaos.prefect_server import RestartablePrefect
+from tests.chaos.rig import Rig, scale
+from tests.postgres import PG_SERVER, in_own_loop, pg_admin
+
+SEED_KEY = pytest.StashKey[int]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Soak rounds: the same scenario again with the next seeds."""
+    if "chaos_round" in metafunc.fixturenames:
+        metafunc.parametrize("chaos_round", range(scale().rounds), ids=lambda n: f"round{n}")
+
+
+@pytest.fixture
+def chaos_rng(request: pytest.FixtureRequest) -> random.Random:
+    base = int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED") else secrets.randbelow(10**9)
+    round_ = request.node.callspec.params.get("chaos_round", 0) if hasattr(request.node, "callspec") else 0
+    seed = base + round_
+    request.node.stash[SEED_KEY] = seed
+    print(f"CHAOS_SEED={seed}")
+    return random.Random(seed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    seed = item.stash.get(SEED_KEY, None)
+    if seed is not None and report.failed:
+        report.sections.append(("chaos seed", f"replay with: CHAOS_SEED={seed} pytest '{item.nodeid}'"
+                                              + (" (soak: CHAOS_SOAK=1 and the round's seed)" if "round" in item.nodeid else "")))
+
+
+def _create_database(prefix: str) -> tuple[str, str]:
+    """A new PostgreSQL database: (name, async DSN), or a skip saying why there is none."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        in_own_loop(pg_admin(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # refused, auth, timeout...: all mean "no server"
+        pytest.skip(f"the chaos suite needs PostgreSQL (the replicas' shared ledger, Prefect's database); none "
+                    f"reachable at {make_url(PG_SERVER).render_as_string(hide_password=True)}: {exc!r}")
+    return name, make_url(PG_SERVER).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def chaos_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePrefect]:
+    """The chaos suite's own Prefect server (restarting it must not disturb other tests)."""
+    name, dsn = _create_database("chaos_prefect")
+    server = RestartablePrefect(tmp_path_factory.mktemp("chaos-prefect"), dsn)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        in_own_loop(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def chaos_client(chaos_prefect: RestartablePrefect) -> AsyncIterator[PrefectClient]:
+    async with PrefectClient(api=chaos_prefect.api_url) as client:
+        yield client
+
+
+@pytest.fixture
+def chaos_ledger() -> Iterator[str]:
+    """A fresh PostgreSQL database per scenario: replicas share it, as in production."""
+    name, dsn = _create_database("chaos_ledger")
+    yield dsn
+    in_own_loop(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def rig(chaos_prefect, chaos_client, chaos_ledger, chaos_rng, tmp_path) -> AsyncIterator[Rig]:
+    with cloud.ecs_cloud(tmp_path) as emu:
+        world = Rig(chaos_prefect, chaos_client, emu, chaos_ledger, tmp_path, chaos_rng)
+        try:
+            yield world
+        finally:
+            await asyncio.to_thread(world.stop_all)
+            assert emu.errors == [], emu.errors  # no emulator handler crash, no answer outside its shape

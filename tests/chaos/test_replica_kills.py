@@ -1,0 +1,21 @@
+"""kill -9 of dispatcher replicas at seeded points of a burst; each killed replica is started again."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.rig import settle
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+
+async def test_replicas_killed_at_random_points_of_a_burst(rig, chaos_round):
+    replicas = await rig.start_replicas()
+    ids = await rig.burst()
+    for point in rig.kill_points(len(ids), rig.scale.kills):
+        await rig.until_started(ids, point)
+        victim = rig.rng.choice(replicas)
+        print(f"kill -9 {victim.name} at {rig.started(ids)} started (point {point})")
+        victim.kill9()
+        await rig.restart(victim)
+    await settle(rig, ids)
