@@ -135,12 +135,14 @@ def _metering_problems(attempt, by_arn: dict[str, Task], metered_events: collect
         return ["not metered"]
     if metered_events[attempt.attempt_id] != 1:
         problems.append(f"{metered_events[attempt.attempt_id]} metered events")
-    if task.started_at is None:
+    # Fargate bills from the image pull (a task that failed to start may have pulled): see providers/ecs/mapping.py.
+    billed_from = task.pull_started_at or task.started_at
+    if billed_from is None:
         expected_minutes = 0
     else:
-        expected_minutes = math.ceil((task.stopped_at - task.started_at) / 60)
-        if attempt.started_at is None or abs(attempt.started_at.timestamp() - task.started_at) > 1:
-            problems.append(f"metered start {attempt.started_at} is not its task's ({task.started_at})")
+        expected_minutes = math.ceil((task.stopped_at - billed_from) / 60)
+        if attempt.started_at is None or abs(attempt.started_at.timestamp() - billed_from) > 1:
+            problems.append(f"metered start {attempt.started_at} is not its task's ({billed_from})")
     if attempt.billed_minutes != expected_minutes:
         problems.append(f"billed {attempt.billed_minutes} min, its task ran {expected_minutes}")
     return problems

@@ -28,8 +28,10 @@ class ReplicaProcess:
         self.log_path = workdir / f"{self.name}.log"
         self.process: subprocess.Popen | None = None
         self.kills = 0
+        self._stopping = False
 
     def start(self) -> ReplicaProcess:
+        self._stopping = False
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -62,14 +64,16 @@ class ReplicaProcess:
         self.kills += 1
 
     def signal_stop(self) -> None:
-        if self.running:
+        """SIGTERM once (a second one would stop it at once, not gracefully)."""
+        if self.running and not self._stopping:
+            self._stopping = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         """SIGTERM (graceful), SIGKILL if it does not end within its grace."""
-        if self.process is None or self.process.poll() is not None:
+        if not self.running:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.signal_stop()
         try:
             self.process.wait(timeout=self.config.loop.shutdown_grace_s + 15)
         except subprocess.TimeoutExpired:
