@@ -1,12 +1,11 @@
-"""Fixtures of the chaos suite: its own restartable Prefect server, a fresh PostgreSQL ledger and an
-ECS emulator per scenario, a seeded RNG whose seed is printed when a scenario fails.
+"""Fixtures of the chaos suite: its own restartable Prefect server, the cluster of replicas every
+scenario runs on (tests/chaos/rig.py), a seeded RNG whose seed is printed when a scenario fails.
 
 Replay a failure with ``CHAOS_SEED=<seed>``; soak with ``CHAOS_SOAK=1`` (see README.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import secrets
@@ -19,7 +18,8 @@ from sqlalchemy.engine import make_url
 
 from tests.chaos import cloud
 from tests.chaos.prefect_server import RestartablePrefect
-from tests.chaos.rig import Rig, scale
+from dispatcher.prefect.pools import create_pool
+from tests.chaos.rig import Cluster, Rig, scale
 from tests.postgres import PG_SERVER, in_own_loop, pg_admin
 
 SEED_KEY = pytest.StashKey[int]()
@@ -81,20 +81,28 @@ async def chaos_client(chaos_prefect: RestartablePrefect) -> AsyncIterator[Prefe
         yield client
 
 
-@pytest.fixture
-def chaos_ledger() -> Iterator[str]:
-    """A fresh PostgreSQL database per scenario: replicas share it, as in production."""
+@pytest.fixture(scope="session")
+def chaos_cluster(chaos_prefect: RestartablePrefect, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Replicas, proxies, the cloud and a fresh PostgreSQL ledger, for every scenario of the session."""
     name, dsn = _create_database("chaos_ledger")
-    yield dsn
-    in_own_loop(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    workdir = tmp_path_factory.mktemp("chaos-cluster")
+    try:
+        with cloud.ecs_cloud(workdir) as emu:
+            cluster = Cluster(chaos_prefect, emu, dsn, workdir)
+            try:
+                in_own_loop(create_pool(chaos_prefect.api_url, cluster.pool, "ecs:push", managed_provider="ecs"))
+                yield cluster
+            finally:
+                cluster.stop()
+            assert emu.errors == [], emu.errors  # no emulator handler crash, no answer outside its shape
+    finally:
+        in_own_loop(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture
-async def rig(chaos_prefect, chaos_client, chaos_ledger, chaos_rng, tmp_path) -> AsyncIterator[Rig]:
-    with cloud.ecs_cloud(tmp_path) as emu:
-        world = Rig(chaos_prefect, chaos_client, emu, chaos_ledger, tmp_path, chaos_rng)
-        try:
-            yield world
-        finally:
-            await asyncio.to_thread(world.stop_all)
-            assert emu.errors == [], emu.errors  # no emulator handler crash, no answer outside its shape
+async def rig(chaos_cluster: Cluster, chaos_client: PrefectClient, chaos_rng: random.Random) -> AsyncIterator[Rig]:
+    await chaos_cluster.healthy()
+    try:
+        yield Rig(chaos_cluster, chaos_client, chaos_rng)
+    finally:
+        await chaos_cluster.healthy()  # the next scenario starts without this one's faults

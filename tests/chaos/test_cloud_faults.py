@@ -19,7 +19,6 @@ async def test_cloud_api_faults_during_a_burst(rig, chaos_round):
     faults = cloud.api_faults(rig.rng)
     faults.start_failures = failing = cloud.start_failures(rig.rng)
     print(f"cloud faults: {faults}")
-    await rig.start_replicas()
     rig.emu.faults = faults
     ids = await rig.burst()
     summary = await settle(rig, ids)

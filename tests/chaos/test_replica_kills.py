@@ -10,11 +10,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
 async def test_replicas_killed_at_random_points_of_a_burst(rig, chaos_round):
-    replicas = await rig.start_replicas()
     ids = await rig.burst()
-    for point in rig.kill_points(len(ids), rig.scale.kills):
+    for point in rig.points(len(ids), rig.scale.kills):
         await rig.until_started(ids, point)
-        victim = rig.rng.choice(replicas)
+        victim = rig.rng.choice(rig.replicas)
         print(f"kill -9 {victim.name} at {rig.started(ids)} started (point {point})")
         victim.kill9()
         await rig.restart(victim)
