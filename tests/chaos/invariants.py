@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -36,7 +37,7 @@ def completed_unless_failed_to_start(tasks: list[Task]) -> str:
     return "Crashed" if tasks and tasks[-1].stop_code == "TaskFailedToStart" else "Completed"
 
 
-async def _until(condition: Callable[[], object], timeout_s: float, what: Callable[[], str]) -> None:
+async def _until(condition: Callable[[], Awaitable[bool]], timeout_s: float, what: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout_s
     while not await condition():
         if time.monotonic() > deadline:
@@ -100,8 +101,6 @@ async def _ledger_rows(dsn: str) -> tuple[list, collections.Counter]:
                 select(OutboxEventRecord.body).where(OutboxEventRecord.event == METERED))).scalars().all()
     finally:
         await engine.dispose()
-    import json
-
     return rows, collections.Counter(json.loads(body)["payload"]["attempt_id"] for body in events)
 
 

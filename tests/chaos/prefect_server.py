@@ -56,7 +56,8 @@ class RestartablePrefect:
         env = server_environment(self.home, self.port)
         if self.database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.database_url
-        for service in ("LATE_RUNS", "TRIGGERS", "PAUSE_EXPIRATIONS", "TASK_RUN_RECORDER", "DB_VACUUM"):
+        for service in ("LATE_RUNS", "TRIGGERS", "PAUSE_EXPIRATIONS", "TASK_RUN_RECORDER", "DB_VACUUM",
+                        "EVENT_PERSISTER"):
             env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
         return env
 
