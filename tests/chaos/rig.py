@@ -40,7 +40,7 @@ WORKSPACE = "chaos"
 #: Loops faster than the defaults and a short membership TTL, so takeovers and recovery happen
 #: within a scenario; not so fast that idle polling eats the 2-core machine's CPU.
 LOOP = LoopConfig(poll_interval_s=0.5, watch_interval_s=1.0, pending_grace_s=10, membership_interval_s=1.0,
-                  member_ttl_s=4.0, listen_for_events=False, shutdown_grace_s=5, event_interval_s=2.0)
+                  member_ttl_s=4.0, listen_for_events=False, shutdown_grace_s=2, event_interval_s=2.0)
 
 
 @dataclass(frozen=True)

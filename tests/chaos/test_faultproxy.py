@@ -27,10 +27,15 @@ class _Counting(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - a reset by the proxy is the point
+        pass
+
+
 @pytest.fixture
 def proxy():
     _Counting.served = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    server = _QuietServer(("127.0.0.1", 0), _Counting)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with FaultProxy("127.0.0.1", server.server_address[1]) as fault_proxy:
         yield fault_proxy
