@@ -1,7 +1,9 @@
 """The cloud behind the chaos scenarios, in one place: today the ECS emulator and its fault knobs.
 
 Every scenario gets its cloud from ``ecs_cloud`` and its faults from the profiles below, so a
-more realistic emulator mode (latencies, quotas) can be switched on here for all of them.
+more realistic emulator mode (the emulators' realistic mode: API quotas, launch rates, phase
+times) can be switched on here, in ``ecs_cloud``, for all of them; the suite uses only the fault
+knobs every emulator has today.
 Infrastructure is counted at the emulator: one ECS task per attempt, found by the flow run id
 the dispatcher puts in the task's environment (``PREFECT__FLOW_RUN_ID``).
 """
