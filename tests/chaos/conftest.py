@@ -16,10 +16,10 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from sqlalchemy.engine import make_url
 
+from dispatcher.prefect.pools import create_pool
 from tests.chaos import cloud
 from tests.chaos.prefect_server import RestartablePrefect
-from dispatcher.prefect.pools import create_pool
-from tests.chaos.rig import Cluster, Rig, scale
+from tests.chaos.rig import SOAK, Cluster, Rig, scale
 from tests.postgres import PG_SERVER, in_own_loop, pg_admin
 
 SEED_KEY = pytest.StashKey[int]()
@@ -33,22 +33,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def chaos_rng(request: pytest.FixtureRequest) -> random.Random:
+    """The scenario's RNG, seeded with ``CHAOS_SEED`` (random if unset) plus the soak round."""
     base = int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED") else secrets.randbelow(10**9)
     round_ = request.node.callspec.params.get("chaos_round", 0) if hasattr(request.node, "callspec") else 0
-    seed = base + round_
-    request.node.stash[SEED_KEY] = seed
-    print(f"CHAOS_SEED={seed}")
-    return random.Random(seed)
+    request.node.stash[SEED_KEY] = base
+    print(f"CHAOS_SEED={base} (round {round_})")
+    return random.Random(base + round_)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    seed = item.stash.get(SEED_KEY, None)
-    if seed is not None and report.failed:
-        report.sections.append(("chaos seed", f"replay with: CHAOS_SEED={seed} pytest '{item.nodeid}'"
-                                              + (" (soak: CHAOS_SOAK=1 and the round's seed)" if "round" in item.nodeid else "")))
+    base = item.stash.get(SEED_KEY, None)
+    if base is not None and report.failed:
+        soak = "CHAOS_SOAK=1 " if scale() is SOAK else ""
+        report.sections.append(("chaos seed", f"replay with: {soak}CHAOS_SEED={base} pytest '{item.nodeid}'"))
 
 
 def _create_database(prefix: str) -> tuple[str, str]:
