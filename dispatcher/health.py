@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
@@ -40,11 +41,13 @@ class DependencyUnavailable(Exception):
 class Dependency:
     """One thing the dispatcher needs (``prefect`` of a workspace, ``ledger``), up or down."""
 
-    def __init__(self, name: str, workspace: str) -> None:
+    def __init__(self, name: str, workspace: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.workspace = workspace
         self.up = True
         self.since = time.time()
+        self._clock = clock
+        self._down_at = 0.0  # on ``clock``: when the current outage began
         self.error = ""
         self.failures = 0  # consecutive
         self.label = f"workspace {workspace}: {name}" if workspace else name
@@ -55,7 +58,7 @@ class Dependency:
         metrics.DEPENDENCY_FAILURES.labels(self.workspace, self.name).inc()
         self.error = describe_error(exc)
         if self.up:
-            self.up, self.since = False, time.time()
+            self.up, self.since, self._down_at = False, time.time(), self._clock()
             metrics.DEPENDENCY_UP.labels(self.workspace, self.name).set(0)
             log.warning("%s is unavailable (%s); retrying with backoff", self.label, self.error)
 
@@ -68,10 +71,12 @@ class Dependency:
         self.failures = 0
 
     def backoff_s(self, base_s: float, max_s: float = MAX_BACKOFF_S) -> float:
-        """How long a loop waits after this dependency failed: doubling from ``base_s``, at most ``max_s``."""
+        """How long a loop waits after this dependency failed: as long as the outage has lasted so
+        far (so the waits double), at least ``base_s``, at most ``max_s``. Not counted in failed
+        calls: every loop shares the dependency, and a blip of one second can fail ten calls."""
         if self.up or self.failures == 0:
             return base_s
-        return min(max_s, max(base_s, 1.0) * 2 ** min(self.failures - 1, 8))
+        return min(max_s, max(base_s, self._clock() - self._down_at))
 
 
 class QuietErrors:
