@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -42,7 +43,6 @@ def run_side_by_side(runs: int, interval: float, warm: bool) -> None:
 
 async def _measure(api_url: str, workdir: Path, runs: int, interval: float, warm: bool) -> None:
     await create_pool(api_url, OURS, "local:push", overwrite=True)
-    await create_pool(api_url, THEIRS, "process", overwrite=True)
     config = DispatcherConfig(
         workspaces=[WorkspaceConfig(name="bench", api_url=api_url, pools=[PoolConfig(name=OURS)])],
         ledger_dsn=f"sqlite+aiosqlite:///{workdir / 'ledger.db'}",
@@ -50,7 +50,8 @@ async def _measure(api_url: str, workdir: Path, runs: int, interval: float, warm
         loop=LoopConfig(), service=ServiceConfig(port=0),
     )
     async with PrefectClient(api=api_url) as client:
-        deployments = {pool: await deploy_example(client, "hello", pool) for pool in (OURS, THEIRS)}
+        await _create_process_pool(client)
+        deployments = {pool: await deploy_example(client, "hello", pool, name=f"hello-{pool}") for pool in (OURS, THEIRS)}
         worker = _start_process_worker(api_url, workdir)
         dispatcher = asyncio.create_task(Dispatcher(config).run())
         try:
@@ -72,6 +73,22 @@ async def _measure(api_url: str, workdir: Path, runs: int, interval: float, warm
         for pool, label in ((OURS, "ours (local:push)"), (THEIRS, "Prefect process worker")):
             claim, running, states = await _latencies(client, ids[pool])
             print(f"{label:24} create->PENDING {_p(claim)}   create->RUNNING {_p(running)}   final {states}")
+        print(f"our runs started by the warm engine: {_warm_starts(workdir / 'runs')} of {runs}")
+
+
+def _warm_starts(state_dir: Path) -> int:
+    started = [json.loads(path.read_text()) for path in state_dir.glob("*/started.json")]
+    return sum(1 for record in started if record.get("warm"))
+
+
+async def _create_process_pool(client: PrefectClient) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    with contextlib.suppress(ObjectAlreadyExists):
+        await client.create_work_pool(WorkPoolCreate(name=THEIRS, type="process", base_job_template=template))
 
 
 def _start_process_worker(api_url: str, workdir: Path) -> subprocess.Popen[bytes]:

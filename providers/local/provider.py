@@ -148,6 +148,8 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         self.validate(configuration)  # stats working_dir, hence in the worker thread
         run_dir = self._run_dir(request.attempt_id)
         spec = self._spec(request, configuration, run_dir)
+        if spec["warm"] and not (self._zygote is not None and self._zygote.ready()):
+            spec["warm"] = False  # no usable zygote: start cold rather than wait or fail
         with provider_errors(f"start flow run {request.flow_run_id}", permanent=SubmissionRejected):
             record = launch.create_run(run_dir, spec, self.settings.python, self.hostname, self._zygote)
             if record is not None:

@@ -14,6 +14,11 @@ leaves nothing secret behind.
 Signals: SIGTERM (the provider's stop), SIGINT and SIGHUP all end the command's
 process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
 
+With the warm engine (:mod:`providers.local.zygote`) this code runs in a process forked
+from a zygote that imported Prefect, with the spec in memory (:func:`supervise_run`), and
+the command is a fork of it that runs the engine (:mod:`providers.local.warm_child`)
+instead of an exec'd ``prefect flow-run execute``; everything below holds for both.
+
 Like a container, a run ends with its main process: the supervisor is a child
 subreaper (Linux), so processes the command started in sessions of their own
 (``prefect flow-run execute`` starts the engine that way) stay below it, and all

@@ -6,7 +6,7 @@ dispatcher's interpreter, and whose environment sets no variable that changes ho
 an interpreter starts. Everything else - a custom command, another interpreter (a
 per-run virtualenv), ``PYTHONHOME``... - starts cold, as before.
 
-The zygote is started on the first warm run, and again whenever it is found dead;
+The zygote is started on the first warm run, and again whenever a run finds it dead;
 when it cannot be used the run starts cold, so a broken zygote never stops a run.
 """
 
@@ -70,27 +70,33 @@ class Zygote:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    def ready(self) -> bool:
+        """Start the zygote if there is none or it died, and wait for it; False when it cannot be used.
+
+        Called before the run directory exists: a run directory without a supervisor for long looks
+        like a submit that died, so the zygote's start (seconds of imports) must not happen inside it.
+        """
+        with self._lock:
+            return self._ensure_ready()
+
     def start_supervisor(self, run_dir: Path, spec: dict[str, Any]) -> int | None:
         """The pid of the supervisor the zygote forked for this run; None when nothing was started.
 
-        A zygote found dead is replaced once; raises ZygoteUncertain when the zygote took the
+        Never starts a zygote (see ready()); raises ZygoteUncertain when the zygote took the
         request but did not answer (its supervisor, if any, records itself in the run directory).
         """
-        request = {"run_dir": str(run_dir), "spec": spec}
         with self._lock:
-            for _attempt in range(2):
-                if not self._ensure_ready():
-                    return None
-                try:
-                    reply = self._request(request)
-                except OSError as exc:  # the request did not get through: nothing was started
-                    logger.warning("the warm engine's zygote failed (%s); starting a new one", exc)
-                    self._discard()
-                    continue
-                if "pid" in reply:
-                    return int(reply["pid"])
-                logger.warning("the warm engine's zygote refused a run: %s", reply.get("error"))
+            if self._process is None or self._process.poll() is not None:
                 return None
+            try:
+                reply = self._request({"run_dir": str(run_dir), "spec": spec})
+            except OSError as exc:  # the request did not get through: nothing was started
+                logger.warning("the warm engine's zygote failed (%s); it is replaced on the next run", exc)
+                self._discard()
+                return None
+            if "pid" in reply:
+                return int(reply["pid"])
+            logger.warning("the warm engine's zygote refused a run: %s", reply.get("error"))
             return None
 
     def close(self) -> None:

@@ -91,33 +91,44 @@ def _zygote_pids(state_dir: Path) -> list[int]:
 
 
 async def test_runs_start_warm_with_their_own_environment_and_limits(prefect_api_url, prefect_client, local_pool, tmp_path, monkeypatch):
+    """Two runs from one zygote see only their own env; then the zygote is killed and a third still starts warm."""
     monkeypatch.setenv("DISPATCHER_ONLY", "the dispatcher's own variable")  # must not reach a run
     deployment = await _deploy(prefect_client, local_pool, tmp_path / "flows")
-    first_out, second_out = tmp_path / "first.json", tmp_path / "second.json"
+    state_dir = tmp_path / "local-runs"
+    outs = [tmp_path / f"{n}.json" for n in range(3)]
     first = await prefect_client.create_flow_run_from_deployment(
-        deployment, parameters={"out": str(first_out), "allocate_mib": 1536},
+        deployment, parameters={"out": str(outs[0]), "allocate_mib": 1536},
         job_variables={"env": {"WARM_SECRET": "s3cr3t-value", "ONLY_FIRST": "1"}, "memory": 1024},
     )
     async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
         await wait_until(prefect_client, [first.id], is_final, timeout_s=90)
         second = await prefect_client.create_flow_run_from_deployment(
-            deployment, parameters={"out": str(second_out), "allocate_mib": 16}, job_variables={"memory": 1024},
+            deployment, parameters={"out": str(outs[1]), "allocate_mib": 16}, job_variables={"memory": 1024},
         )
-        runs = await wait_until(prefect_client, [second.id], is_final, timeout_s=90)
-    assert runs[second.id].state.name == "Completed", runs[second.id].state.message
-    one, two = json.loads(first_out.read_text()), json.loads(second_out.read_text())
+        await wait_until(prefect_client, [second.id], is_final, timeout_s=90)
+        [killed] = _zygote_pids(state_dir)
+        os.kill(killed, signal.SIGKILL)
+        third = await prefect_client.create_flow_run_from_deployment(deployment, parameters={"out": str(outs[2])})
+        runs = await wait_until(prefect_client, [first.id, second.id, third.id], is_final, timeout_s=90)
+    for run in (first, second, third):
+        assert runs[run.id].state.name == "Completed", runs[run.id].state.message
+    one, two, three = (json.loads(out.read_text()) for out in outs)
     assert one["env"] == {"WARM_SECRET": "s3cr3t-value", "ONLY_FIRST": "1", "DISPATCHER_ONLY": None}
-    assert two["env"] == {"WARM_SECRET": None, "ONLY_FIRST": None, "DISPATCHER_ONLY": None}  # nothing of run 1 left
+    assert two["env"] == three["env"] == {"WARM_SECRET": None, "ONLY_FIRST": None, "DISPATCHER_ONLY": None}  # nothing of run 1 left
     assert one["api_url"] == two["api_url"] == prefect_api_url  # the run's settings, not the zygote's (it has none)
-    for run, info in ((first, one), (second, two)):
+    for run, info in ((first, one), (second, two), (third, three)):
         started = _started(tmp_path, run.id)
         assert started["warm"] is True  # forked from the warm engine, not `prefect flow-run execute`
         assert info["pid"] == started["pid"] == info["sid"]  # the command itself, in a session of its own
         assert info["ppid"] == started["supervisor_pid"]  # the supervisor is its parent
-        assert info["address_space"] and str(1024 * 1024 * 1024) in info["address_space"][0]
         assert info["cwd"] == str(tmp_path / "flows")  # where the deployment's pull step put it
+    for info in (one, two):
+        assert info["address_space"] and str(1024 * 1024 * 1024) in info["address_space"][0]
     assert one["allocated"] is False and two["allocated"] is True  # RLIMIT_AS applies to the fork
-    assert "s3cr3t-value" not in (run_dir(tmp_path / "local-runs", first.id) / "output.log").read_text()
+    assert "s3cr3t-value" not in (run_dir(state_dir, first.id) / "output.log").read_text()
+    zygotes = _zygote_pids(state_dir)
+    assert len(zygotes) == 2 and zygotes[0] == killed  # replaced once, on the next run
+    await _wait_gone(*zygotes)  # the dispatcher's shutdown ended the replacement
 
 
 async def test_cancel_and_runtime_cap_end_the_forked_run_and_its_descendants(prefect_api_url, prefect_client, local_pool, tmp_path):
@@ -136,21 +147,3 @@ async def test_cancel_and_runtime_cap_end_the_forked_run_and_its_descendants(pre
     assert runs[cancelled.id].state.name == "Cancelled"
     assert (runs[capped.id].state.type.value, runs[capped.id].state.name) == ("FAILED", "TimedOut")
     assert _started(tmp_path, cancelled.id)["warm"] and _started(tmp_path, capped.id)["warm"]
-
-
-async def test_a_killed_zygote_is_replaced_and_runs_still_start_warm(prefect_api_url, prefect_client, local_pool, tmp_path):
-    deployment = await _deploy(prefect_client, local_pool, tmp_path / "flows")
-    state_dir = tmp_path / "local-runs"
-    first = await prefect_client.create_flow_run_from_deployment(deployment, parameters={"out": str(tmp_path / "1.json")})
-    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path)):
-        await wait_until(prefect_client, [first.id], is_final, timeout_s=90)
-        [killed] = _zygote_pids(state_dir)
-        os.kill(killed, signal.SIGKILL)
-        second = await prefect_client.create_flow_run_from_deployment(deployment, parameters={"out": str(tmp_path / "2.json")})
-        runs = await wait_until(prefect_client, [first.id, second.id], is_final, timeout_s=90)
-    assert runs[first.id].state.name == "Completed", runs[first.id].state.message
-    assert runs[second.id].state.name == "Completed", runs[second.id].state.message
-    assert _started(tmp_path, first.id)["warm"] and _started(tmp_path, second.id)["warm"]
-    replacement = _zygote_pids(state_dir)
-    assert len(replacement) == 2 and replacement[0] == killed and replacement[1] != killed
-    await _wait_gone(*replacement)  # the dispatcher's shutdown ended its zygote
