@@ -83,6 +83,8 @@ def preload() -> None:
     import prefect.flows  # noqa: F401
     import prefect.logging.handlers  # noqa: F401
     import prefect.settings  # noqa: F401
+    import prefect.task_engine  # noqa: F401 - flows with tasks
+    import prefect.utilities.visualization  # noqa: F401 - loaded by every flow's first call
     from prefect._internal import control_listener
 
     # The warm engine hands SIGTERMs to the infrastructure through it (providers.local.warm_child).
