@@ -1,4 +1,4 @@
-"""``dispatcher`` command line: serve, check, pool create, usage, demo."""
+"""``dispatcher`` command line: serve, check, pool create, pool from-terraform, usage, demo."""
 
 from __future__ import annotations
 
@@ -104,6 +104,33 @@ def _pool_create(args: argparse.Namespace) -> int:
     except registry.RegistryError as exc:  # an unknown pool type or provider kind
         return _fail([str(exc)], EXIT_USAGE)
     print(message)
+    return 0
+
+
+def _pool_from_terraform(args: argparse.Namespace) -> int:
+    from dispatcher.terraform.command import CommandFailed, FromTerraform, PrefectConnection, from_terraform
+
+    if args.config:  # a workspace's connection from dispatcher.yaml, as `serve` uses it
+        workspaces = load_config(Path(args.config)).workspaces
+        chosen = [ws for ws in workspaces if args.workspace in (None, ws.name)]
+        if len(chosen) != 1:
+            names = ", ".join(ws.name for ws in workspaces)
+            return _fail([f"name one workspace of {args.config} with --workspace ({names})"], EXIT_USAGE)
+        ws = chosen[0]
+        connection = PrefectConnection(api_url=ws.api_url, api_key=ws.api_key, auth_string=ws.auth_string)
+    elif args.api_url or os.environ.get("PREFECT_API_URL"):
+        connection = PrefectConnection(api_url=args.api_url or os.environ["PREFECT_API_URL"],
+                                       api_key=os.environ.get("PREFECT_API_KEY") or None,
+                                       auth_string=os.environ.get("PREFECT_API_AUTH_STRING") or None)
+    else:
+        return _fail(["set --api-url, PREFECT_API_URL or --config"], EXIT_USAGE)
+    request = FromTerraform(source=args.outputs, pool=args.name, module=args.module, block_name=args.block_name,
+                            ambient_identity=args.ambient_identity)
+    try:
+        lines = asyncio.run(from_terraform(request, connection))
+    except CommandFailed as exc:
+        return _fail([str(exc)], exc.exit_code)
+    print("\n".join(lines))
     return 0
 
 
@@ -214,6 +241,35 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--concurrency-limit", type=int, default=None)
     create.add_argument("--overwrite", action="store_true", help="Replace the template of an existing pool.")
     create.set_defaults(func=_pool_create)
+
+    from_tf = pool.add_parser(
+        "from-terraform", help="Create or update a pool's credentials block and defaults from Terraform outputs.",
+        description="Read `terraform output -json` of one of our modules (terraform/aws-ecs, gcp-cloud-run,\n"
+                    "azure-aci), then create or update the Prefect credentials block of that cloud and the\n"
+                    "pool's job variable defaults (the pool is created with our template when missing).\n"
+                    "Running it again changes nothing. Secret values are never printed.",
+        epilog=f"exit codes: 0 done, {EXIT_USAGE} usage or a pool of another type, {EXIT_CONFIG} outputs unreadable, "
+               f"of an unknown module or incomplete, {EXIT_DEPENDENCY} Prefect unreachable or refusing",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from_tf.add_argument("name", help="Work pool name.")
+    from_tf.add_argument("outputs", nargs="?", default="-",
+                         help="File with `terraform output -json` (default: stdin).")
+    from_tf.add_argument("--module", choices=["aws-ecs", "gcp-cloud-run", "azure-aci"],
+                         help="The module that produced the outputs (default: recognised from their names).")
+    from_tf.add_argument("--block-name", help="Name of the credentials block (default: the pool's name).")
+    from_tf.add_argument(
+        "--ambient-identity", action="store_true",
+        help="The dispatcher runs as the module's identity (ECS task role or IRSA with trusted_services/oidc_*, "
+             "GKE workload identity, Azure managed identity): the block gets no key, role to assume or "
+             "principal, only region/project; the SDK's default credential chain is used.",
+    )
+    where = from_tf.add_mutually_exclusive_group()
+    where.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL, with $PREFECT_API_KEY or "
+                                         "$PREFECT_API_AUTH_STRING).")
+    where.add_argument("--config", help="Use a workspace's connection from this dispatcher.yaml instead.")
+    from_tf.add_argument("--workspace", help="With --config: the workspace (needed when it has several).")
+    from_tf.set_defaults(func=_pool_from_terraform)
 
     usage = sub.add_parser(
         "usage", help="Compute usage per workspace and month, or one month grouped.",

@@ -23,6 +23,9 @@ RUNS_FINISHED = Counter("dispatcher_runs_finished_total", "Runs whose infrastruc
 STATE_CHANGES = Counter("dispatcher_state_changes_total", "States the dispatcher set on flow runs.", ["workspace", "state"])
 CLAIM_LATENCY = Histogram("dispatcher_claim_latency_seconds", "Scheduled time to accepted PENDING.", ["workspace"], buckets=_LATENCY_BUCKETS)
 SUBMIT_LATENCY = Histogram("dispatcher_submit_latency_seconds", "Scheduled time to infrastructure submitted.", ["workspace"], buckets=_LATENCY_BUCKETS)
+WATCH_TICK_SECONDS = Histogram(
+    "dispatcher_watch_tick_seconds", "One watch tick: observe every watched run (cloud and Prefect) and act on each.",
+    ["workspace"], buckets=_LATENCY_BUCKETS)
 INFLIGHT = Gauge("dispatcher_inflight_runs", "Runs being watched by this replica.", ["workspace"])
 REPLICAS_LIVE = Gauge("dispatcher_replicas_live", "Replicas of the workspace this replica sees alive (itself included).", ["workspace"])
 WATCH_HANDOVERS = Counter(

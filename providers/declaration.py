@@ -43,6 +43,12 @@ class CloudDeclaration:
     settings_model: ClassVar[type[BaseModel] | None] = None
 
     @classmethod
+    def managed_allocation(cls, configuration: Any, allocation: Any) -> Any:
+        """A copy of ``configuration`` (this cloud's) with Prefect Managed's allocation
+        (``providers.managed.ManagedAllocation``) in this cloud's own resource fields. Pure."""
+        raise NotImplementedError(f"provider {cls.kind!r} cannot serve prefect:managed pools")
+
+    @classmethod
     def base_job_template(cls) -> dict[str, Any]:
         """The base job template ``dispatcher pool create`` writes for this cloud's pool types."""
         return base_job_template(cls.job_configuration, cls.job_variables)

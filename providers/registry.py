@@ -153,9 +153,18 @@ class Registry:
                 declared_by[pool_type] = kind
         return [*declared_by, MANAGED_POOL_TYPE]
 
-    def base_job_template(self, pool_type: str, managed_provider: str) -> dict[str, Any]:
-        """The base job template ``dispatcher pool create`` writes for ``pool_type``, landed provider or not."""
-        return self.declaration(self.kind_for_pool_type(pool_type, managed_provider)).base_job_template()
+    def base_job_template(self, pool_type: str, managed_provider: str, image: str | None = None) -> dict[str, Any]:
+        """The base job template ``dispatcher pool create`` writes for ``pool_type``, landed provider or not.
+
+        ``prefect:managed``: Prefect Managed's variables over ``managed_provider``'s job configuration,
+        ``image`` (default: the installed Prefect's official image) as the image variable's default.
+        """
+        declaration = self.declaration(self.kind_for_pool_type(pool_type, managed_provider))
+        if pool_type == MANAGED_POOL_TYPE:
+            from providers.managed import managed_base_job_template  # imports Prefect: only when asked
+
+            return managed_base_job_template(declaration, image)
+        return declaration.base_job_template()
 
     def secret_fields_of_configuration(self, configuration_class: type) -> tuple[str, ...]:
         """The secret fields of the cloud whose job configuration this is.
@@ -310,9 +319,9 @@ def push_pool_types() -> list[str]:
     return default.push_pool_types()
 
 
-def base_job_template(pool_type: str, managed_provider: str = "local") -> dict[str, Any]:
+def base_job_template(pool_type: str, managed_provider: str = "local", image: str | None = None) -> dict[str, Any]:
     """The base job template ``dispatcher pool create`` writes for ``pool_type``, landed provider or not."""
-    return default.base_job_template(pool_type, managed_provider)
+    return default.base_job_template(pool_type, managed_provider, image)
 
 
 def secret_fields_of_configuration(configuration_class: type) -> tuple[str, ...]:

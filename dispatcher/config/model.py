@@ -64,6 +64,24 @@ MANAGED_LIMITS = Limits(max_vcpu=4, max_memory_mib=16384, max_ephemeral_storage_
 PUSH_LIMITS = Limits(max_runtime_s=24 * 3600)
 
 
+#: Official Prefect images: the full one and the client-only one (PrefectHQ/prefect-cloud deploys managed
+#: runs with prefecthq/prefect-client:3-python3.X), from Docker Hub with or without its registry name.
+OFFICIAL_IMAGES = ("prefecthq/prefect:*", "prefecthq/prefect-client:*",
+                   "docker.io/prefecthq/prefect:*", "docker.io/prefecthq/prefect-client:*")
+
+
+class ManagedConfig(BaseModel):
+    """What prefect:managed pools may run (their resources are MANAGED_LIMITS, lowered by ``limits:``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_images: list[str] = Field(
+        default_factory=lambda: list(OFFICIAL_IMAGES), min_length=1,
+        description="Shell-style patterns of the images managed runs may use; a run asking for another image "
+        "ends Failed (InvalidJobConfiguration) before anything starts.",
+    )
+
+
 class PoolConfig(BaseModel):
     """One push work pool served by a workspace."""
 
@@ -236,6 +254,7 @@ class DispatcherConfig(BaseModel):
         description="SQLAlchemy async DSN of the usage ledger (sqlite+aiosqlite:/// or postgresql+asyncpg://).",
     )
     managed_provider: str = Field(default="local", description="Provider that runs prefect:managed pools.")
+    managed: ManagedConfig = Field(default_factory=ManagedConfig, description="Images prefect:managed pools may run.")
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Settings per provider kind, validated by that provider's settings model."
     )

@@ -20,11 +20,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_environment(home: Path, port: int) -> dict[str, str]:
+def server_environment(home: Path, port: int, database_url: str | None = None) -> dict[str, str]:
+    """The server's environment: SQLite in ``home`` unless ``database_url`` (postgresql+asyncpg://...) is given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         PREFECT_SERVER_API_HOST="127.0.0.1",
         PREFECT_SERVER_API_PORT=str(port),
         PREFECT_UI_ENABLED="false",
@@ -37,14 +38,15 @@ def server_environment(home: Path, port: int) -> dict[str, str]:
 
 
 @contextmanager
-def prefect_server(home: Path, timeout_s: float = 90.0, log_path: Path | None = None) -> Iterator[str]:
+def prefect_server(home: Path, timeout_s: float = 90.0, log_path: Path | None = None,
+                   database_url: str | None = None) -> Iterator[str]:
     """Start ``prefect server start`` on a free loopback port; yield its API URL; stop it."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_file = open(log_path or home / "server.log", "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        env=server_environment(home, port), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        env=server_environment(home, port, database_url), stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )
     api_url = f"http://127.0.0.1:{port}/api"
     try:

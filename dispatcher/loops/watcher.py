@@ -68,6 +68,10 @@ class Watcher:
         watched = await self._watched_here()
         if not watched:
             return
+        with metrics.WATCH_TICK_SECONDS.labels(self.prefect.config.name).time():
+            await self._observe_and_act(watched)
+
+    async def _observe_and_act(self, watched: list[TrackedRun]) -> None:
         statuses = await self._observe_infrastructure(watched)
         try:
             runs = await self.prefect.read_runs(list({run.flow_run_id for run in watched}))

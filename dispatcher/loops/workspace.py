@@ -30,12 +30,13 @@ from dispatcher.loops.served import ServedPool
 from dispatcher.loops.shards import Shards
 from dispatcher.loops.submitter import Submitter
 from dispatcher.loops.watcher import Watcher
-from dispatcher.policy.limits import effective_limits
+from dispatcher.policy.limits import MANAGED_POOL_TYPE, effective_limits, managed_allocation
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.events import ring_on_new_runs
 from dispatcher.startup.preflight import read_push_pool, served_provider_kind
 from dispatcher.usage.delivery import EventDelivery
 from dispatcher.usage.monitor import BudgetMonitor
+from providers.managed import ManagedProvider
 
 log = logging.getLogger(__name__)
 #: The watch backs off less than the other loops: it stops capped runs even while Prefect is down.
@@ -127,9 +128,13 @@ class WorkspaceDispatcher:
             work_pool = await read_push_pool(self.prefect, self.workspace, pool_config.name)  # StartupError: exit 4
             kind = served_provider_kind(self.workspace, pool_config, work_pool, self.config.managed_provider)
             self._doorbells[pool_config.name] = asyncio.Event()
+            limits = effective_limits(self.config, self.workspace, pool_config, work_pool.type)
+            provider = self._providers(kind)
+            if work_pool.type == MANAGED_POOL_TYPE:  # Prefect Managed's variables, allow-list and allocation
+                managed = ManagedProvider(provider.provider, managed_allocation(limits), self.config.managed.allowed_images)
+                provider = ProviderCalls(managed, self.loop)
             self.pools[pool_config.name] = ServedPool(
-                config=pool_config, pool_type=work_pool.type, provider=self._providers(kind),
-                limits=effective_limits(self.config, self.workspace, pool_config, work_pool.type), work_pool=work_pool,
+                config=pool_config, pool_type=work_pool.type, provider=provider, limits=limits, work_pool=work_pool,
             )
             log.info("serving pool %s (%s) of workspace %s with provider %s",
                      pool_config.name, work_pool.type, self.workspace.name, kind)

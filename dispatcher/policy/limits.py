@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from dispatcher.config import MANAGED_LIMITS, PUSH_LIMITS, DispatcherConfig, Limits, PoolConfig, WorkspaceConfig
 from providers.base import ResourceRequest
+from providers.managed import ManagedAllocation
 
 MANAGED_POOL_TYPE = "prefect:managed"
 
@@ -66,3 +67,9 @@ def check_resources(request: ResourceRequest, limits: Limits, scope: str) -> lis
 def violations_message(violations: list[LimitViolation]) -> str:
     """One state message for all violations of a run."""
     return "Run not started: " + "; ".join(v.message() for v in violations) + "."
+
+
+def managed_allocation(limits: Limits) -> ManagedAllocation:
+    """What every run of a prefect:managed pool gets: 4 vCPU / 16 GiB / 128 GiB, or less where the
+    operator's caps are lower. The pool's variables have no cpu or memory: users cannot ask for more."""
+    return ManagedAllocation.within(limits.max_vcpu, limits.max_memory_mib, limits.max_ephemeral_storage_gib)

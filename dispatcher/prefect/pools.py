@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from prefect.client.orchestration import PrefectClient
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from providers import registry
+from providers.managed import official_image
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+([.+-]?\w+)*$")
 
 
 async def create_pool(
@@ -24,11 +29,13 @@ async def create_pool(
     Every push type gets its template, also those whose provider has not landed yet.
     Raises ``providers.registry.RegistryError`` for a type or provider the registry does not know.
     """
-    template = registry.base_job_template(pool_type, managed_provider)
-    body = {"name": name, "type": pool_type, "base_job_template": template}
-    if concurrency_limit is not None:
-        body["concurrency_limit"] = concurrency_limit
+    registry.kind_for_pool_type(pool_type, managed_provider)  # an unknown type fails before any call
     async with PrefectClient(api=api_url, api_key=api_key, auth_string=auth_string) as client:
+        image = official_image(await _server_version(client)) if pool_type == registry.MANAGED_POOL_TYPE else None
+        template = registry.base_job_template(pool_type, managed_provider, image)
+        body = {"name": name, "type": pool_type, "base_job_template": template}
+        if concurrency_limit is not None:
+            body["concurrency_limit"] = concurrency_limit
         try:
             await client.read_work_pool(name)
             exists = True
@@ -42,3 +49,13 @@ async def create_pool(
             return f"Updated work pool {name!r} ({pool_type}) with {len(template['variables']['properties'])} job variables."
         await client.request("POST", "/work_pools/", json=body)
     return f"Created work pool {name!r} ({pool_type}) with {len(template['variables']['properties'])} job variables."
+
+
+async def _server_version(client: PrefectClient) -> str | None:
+    """The server's Prefect version (``/admin/version``), so managed runs get the image of the Prefect
+    they talk to; None (the installed Prefect's) when the server does not say (Prefect Cloud)."""
+    try:
+        version = await client.api_version()
+    except Exception:  # noqa: BLE001 - a default image is better than no pool
+        return None
+    return version if isinstance(version, str) and _VERSION.match(version) else None

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from providers.aci.credentials import ACRManagedIdentity, AzureContainerInstanceCredentials, DockerRegistryCredentials
+from providers.aci.credentials import (
+    ACRManagedIdentity,
+    AzureContainerInstanceCredentials,
+    DockerRegistryCredentials,
+)
+from providers.jobconfig import JobConfiguration
 
 DEFAULT_IMAGE = "prefecthq/prefect:3-latest"
 DEFAULT_CPU = 1.0
@@ -162,7 +167,7 @@ def _arm_template() -> dict[str, Any]:
 
 # _AciFields first: Prefect's base fields (command, env, labels, name) then come first in
 # the template, as in prefect-azure's; BaseJobConfiguration's methods still win (BaseModel is last).
-class AciJobConfiguration(_AciFields, BaseJobConfiguration):
+class AciJobConfiguration(_AciFields, JobConfiguration):
     """One flow run as an Azure container group (prefect-azure's AzureContainerJobConfiguration fields)."""
 
     arm_template: dict[str, Any] = Field(

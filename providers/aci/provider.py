@@ -81,6 +81,11 @@ class AciProvider(Provider[AciJobConfiguration]):
     def validate(self, configuration: AciJobConfiguration) -> None:
         validation.validate(self.own(configuration), self.settings)
 
+    @classmethod
+    def managed_allocation(cls, configuration: AciJobConfiguration, allocation: Any) -> AciJobConfiguration:
+        """Cores and GB of the container; ACI's disk is not configurable (the allocation's disk is not applied)."""
+        return configuration.model_copy(update={"cpu": allocation.vcpu, "memory": allocation.memory_mib / 1024})
+
     def submit_backlog_s(self) -> float:
         """The create pacer's wait, counting submissions still on their way to it (their adopt check)."""
         waits = [self.pacers.creates(sub).backlog_s(ahead=n) for sub, n in self._on_the_way.items()]

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.cloud_run.credentials import GcpCredentials
+from providers.jobconfig import JobConfiguration
 
 DEFAULT_IMAGE = "prefecthq/prefect:3-latest"
 #: Cloud Run's maximum task timeout (168 h), which prefect-gcp enforces too.
@@ -107,7 +108,7 @@ def _job_body_template() -> dict[str, Any]:
     }
 
 
-class CloudRunJobConfiguration(BaseJobConfiguration):
+class CloudRunJobConfiguration(JobConfiguration):
     """One flow run as a Cloud Run v2 job (prefect-gcp's CloudRunWorkerJobV2Configuration fields)."""
 
     credentials: Credentials = Field(default_factory=GcpCredentials)
@@ -215,6 +216,12 @@ class CloudRunSettings(BaseModel):
         "per region' default is not published (60-180/min are reported); the pace adapts to 429s.",
     )
     run_rate_max_per_s: float = Field(default=20.0, gt=0, description="Never more :run calls per second than this.")
+    run_quota_per_min: Optional[float] = Field(
+        default=None, gt=0,
+        description="Your project's 'Job run requests per minute per region' quota, if you know it (console, "
+        "Quotas page). Set: :run calls go at exactly that pace (a backlog drains at the quota, with no 429s); "
+        "unset: the pace starts at run_rate_per_s and adapts to 429s (AIMD), which averages below the quota.",
+    )
     run_burst: float = Field(default=10.0, ge=1, description=":run calls that may go at once after a quiet period.")
     run_rate_increase_per_s: float = Field(
         default=0.1, ge=0, description="How fast the :run pace grows per second without 429s (calls/s per second).")

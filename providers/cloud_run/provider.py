@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 from uuid import UUID
 
 from google.cloud import run_v2
@@ -69,6 +69,21 @@ def claim_time(attempt_id: UUID) -> Optional[datetime]:
     return datetime.fromtimestamp((attempt_id.int >> 80) / 1000, timezone.utc)
 
 
+def run_pacing(s: CloudRunSettings) -> PacerSettings:
+    """How :run calls are paced per (project, region): at the known quota, else adaptively.
+
+    One decrease per second of 429s: a burst of submissions in flight bounces together, and halving
+    once per bounced call would collapse the pace to its floor on a single quota refusal.
+    """
+    if s.run_quota_per_min is not None:
+        quota = s.run_quota_per_min / 60
+        return PacerSettings(initial_rate=quota, min_rate=quota / 20, max_rate=quota, burst=min(s.run_burst, quota * 60),
+                             increase_per_s=quota / 10, decrease_cooldown_s=1.0)
+    return PacerSettings(initial_rate=min(s.run_rate_per_s, s.run_rate_max_per_s),
+                         min_rate=min(0.5, s.run_rate_per_s), max_rate=s.run_rate_max_per_s,
+                         burst=s.run_burst, increase_per_s=s.run_rate_increase_per_s, decrease_cooldown_s=1.0)
+
+
 class CloudRunProvider(Provider[CloudRunJobConfiguration]):
     """Runs flow runs as Cloud Run job executions; one instance serves every cloud-run-v2:push pool."""
 
@@ -83,13 +98,7 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
         self.settings = settings or CloudRunSettings()
         self.clients = CloudRunClients(self.settings)
         self.jobs = Jobs()
-        s = self.settings
-        # One decrease per second of 429s: a burst of submissions in flight bounces together, and halving
-        # once per bounced call would collapse the pace to its floor on a single quota refusal.
-        self.pacers = Pacers(PacerSettings(initial_rate=min(s.run_rate_per_s, s.run_rate_max_per_s),
-                                           min_rate=min(0.5, s.run_rate_per_s), max_rate=s.run_rate_max_per_s,
-                                           burst=s.run_burst, increase_per_s=s.run_rate_increase_per_s,
-                                           decrease_cooldown_s=1.0))
+        self.pacers = Pacers(run_pacing(self.settings))
         self._started: OrderedDict[UUID, Submission] = OrderedDict()
         self._uncertain: set[UUID] = set()
 
@@ -100,6 +109,11 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
 
     def validate(self, configuration: CloudRunJobConfiguration) -> None:
         validation.validate(self.own(configuration))
+
+    @classmethod
+    def managed_allocation(cls, configuration: CloudRunJobConfiguration, allocation: Any) -> CloudRunJobConfiguration:
+        """The container's cpu and memory limits; Cloud Run jobs have no configurable disk (memory-backed)."""
+        return configuration.model_copy(update={"job_body": requests.with_limits(configuration, allocation)})
 
     def submit_backlog_s(self) -> float:
         return self.pacers.backlog_s()

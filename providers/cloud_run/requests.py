@@ -95,6 +95,23 @@ def container(cfg: CloudRunJobConfiguration) -> dict[str, Any]:
     return containers[0]
 
 
+def keeps_image_entrypoint(cfg: CloudRunJobConfiguration) -> bool:
+    """Prefect Managed runs go through the official image's entrypoint (it installs EXTRA_PIP_PACKAGES):
+    the command becomes the container's args, never its command (which would replace the entrypoint)."""
+    return bool(getattr(cfg, "keeps_image_entrypoint", False))
+
+
+def with_limits(cfg: CloudRunJobConfiguration, allocation: Any) -> dict[str, Any]:
+    """A copy of the job body whose first container has the allocation's cpu and memory limits."""
+    body = copy.deepcopy(cfg.job_body)
+    containers = body.get("template", {}).get("template", {}).get("containers") or [{}]
+    vcpu, mib = allocation.vcpu, allocation.memory_mib
+    memory = f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+    containers[0].setdefault("resources", {})["limits"] = {"cpu": f"{vcpu:g}", "memory": memory}
+    body.setdefault("template", {}).setdefault("template", {})["containers"] = containers
+    return body
+
+
 def argv(value: Any, field: str) -> Optional[list[str]]:
     """A command or args as a list (Prefect keeps a command as one shell-style string)."""
     if value is None or value == "" or value == []:
@@ -154,7 +171,10 @@ def _job_container(cfg: CloudRunJobConfiguration) -> dict[str, Any]:
     ours = copy.deepcopy(container(cfg))
     ours.pop("args", None)  # per run: overrides
     ours["name"] = ours.get("name") or DEFAULT_CONTAINER
-    ours["command"] = argv(ours.get("command"), "command") or command_argv(cfg)
+    if keeps_image_entrypoint(cfg):
+        ours.pop("command", None)  # the image's entrypoint runs and execs the run's args (see build_run)
+    else:
+        ours["command"] = argv(ours.get("command"), "command") or command_argv(cfg)
     env = [var for var in ours.get("env") or [] if isinstance(var, dict)]
     env += [_secret_env(name, selector) for name, selector in sorted(cfg.env_from_secrets.items())]
     if cfg.prefect_api_key_secret is not None:
@@ -248,7 +268,7 @@ def build_run(cfg: CloudRunJobConfiguration, request: SubmitRequest, job: JobSpe
     if cfg.prefect_api_auth_string_secret is not None:
         env.pop("PREFECT_API_AUTH_STRING", None)
     env[MARKER_ENV] = marker(request.attempt_id)
-    args = argv(container(cfg).get("args"), "args") or []
+    args = argv(container(cfg).get("args"), "args") or (command_argv(cfg) if keeps_image_entrypoint(cfg) else [])
     override = run_v2.RunJobRequest.Overrides.ContainerOverride(
         name=job.container_name, args=args, env=[run_v2.EnvVar(name=k, value=v) for k, v in env.items()])
     timeout = run_timeout_s(cfg, request)

@@ -13,10 +13,11 @@ import sys
 from typing import Annotated, Any, Literal, Optional
 
 import prefect
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from providers.ecs.credentials import AwsCredentials
+from providers.jobconfig import JobConfiguration
 
 DEFAULT_CPU = 1024
 DEFAULT_MEMORY = 2048
@@ -148,7 +149,7 @@ class _EcsFields(BaseModel):
     task_watch_poll_interval: PollInterval = None
 
 
-class EcsJobConfiguration(BaseJobConfiguration, _EcsFields):
+class EcsJobConfiguration(JobConfiguration, _EcsFields):
     """One flow run as an ECS task (Prefect's ECS worker fields, flattened and typed)."""
 
     network_configuration: AwsVpcConfiguration = Field(
@@ -237,6 +238,15 @@ class EcsSettings(BaseModel):
         ge=1,
         description="botocore attempts per call incl. the first (default: AWS_MAX_ATTEMPTS, else 5). "
         "The dispatcher retries transient errors again around each provider call.",
+    )
+    launch_rate_per_s: float = Field(
+        default=20.0, gt=0,
+        description="RunTask calls per second per (credential set, region): AWS documents Fargate's task launch "
+        "rate (100 burst, 20/s sustained) and Fargate's RunTask rate (20/s burst and sustained) per account and "
+        "region. Raise it with your quota; lower it when other software launches tasks in the same account.",
+    )
+    launch_burst: float = Field(
+        default=20.0, ge=1, description="RunTask calls that may go at once after a quiet period (RunTask's burst)."
     )
     max_pool_connections: int = Field(default=50, ge=1, description="HTTP connections per SDK client.")
     log_lines_on_crash: int = Field(default=20, ge=0, description="Most CloudWatch log lines shown for a crash.")

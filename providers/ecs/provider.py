@@ -41,8 +41,10 @@ from providers.ecs.requests import (
     log_target_for,
 )
 from providers.ecs.taskdefs import TaskDefinitions
+from providers.pacing import PacerSettings, Pacers
 from providers.errors import (
     InvalidJobConfiguration,
+    ThrottledError,
     PermanentProviderError,
     ProviderError,
     SubmissionRejected,
@@ -80,6 +82,12 @@ class EcsProvider(Provider[EcsJobConfiguration]):
         self.clients = AwsClients(self.settings)
         self.task_definitions = TaskDefinitions(self.settings.revision_search_depth)
         self.subnets = Subnets()
+        s = self.settings
+        # Paced at the account's launch quota, so a backlog drains at the quota instead of bouncing off it;
+        # a throttle that gets through botocore's own retries halves the pace, which then grows back in ~5 s.
+        self.launches = Pacers(PacerSettings(initial_rate=s.launch_rate_per_s, min_rate=s.launch_rate_per_s / 20,
+                                             max_rate=s.launch_rate_per_s, burst=s.launch_burst,
+                                             increase_per_s=s.launch_rate_per_s / 10, decrease_cooldown_s=1.0))
 
     # -- pure --------------------------------------------------------------------------------
 
@@ -91,6 +99,21 @@ class EcsProvider(Provider[EcsJobConfiguration]):
 
     def validate(self, configuration: EcsJobConfiguration) -> None:
         validation.validate(self.own(configuration))
+
+    def submit_backlog_s(self) -> float:
+        return self.launches.backlog_s()
+
+    @classmethod
+    def managed_allocation(cls, configuration: EcsJobConfiguration, allocation: Any) -> EcsJobConfiguration:
+        """Task size and ephemeral storage (21-200 GiB; under 21: Fargate's 20). On Fargate the largest size
+        it offers within the allocation (a cap of 1 vCPU keeps 8 GiB of the 16: Fargate's most for 1 vCPU)."""
+        cpu, memory, disk = int(allocation.vcpu * 1024), allocation.memory_mib, allocation.ephemeral_storage_gib
+        if validation.is_fargate(configuration):
+            sizes = validation.FARGATE_MEMORY
+            cpu = max((units for units in sizes if units <= cpu), default=min(sizes))
+            memory = max((mib for mib in sizes[cpu] if mib <= memory), default=min(sizes[cpu]))
+        return configuration.model_copy(update={"cpu": cpu, "memory": memory,
+                                                "ephemeral_storage": disk if disk >= 21 else None})
 
     # -- submit ----------------------------------------------------------------------------------
 
@@ -105,13 +128,20 @@ class EcsProvider(Provider[EcsJobConfiguration]):
             network = await self.subnets.network(cfg, self.settings, key, lambda: self.clients.client("ec2", creds))
         run = build_run_task(cfg, request, taskdef, network, cfg.cluster or self.settings.cluster)
         check_model("RunTask", run.request, "task_run_request")
+        pacer = self.launches(key, ecs.meta.region_name)
+        await pacer.acquire()
         try:
-            return await self._run_task(ecs, run, creds)
+            submission = await self._run_task(ecs, run, creds)
+        except ThrottledError:
+            pacer.throttled()
+            raise
         except SubmissionRejected as exc:
             if spec is not None and _task_definition_gone(exc):
                 self.task_definitions.forget(key, spec)  # deregistered behind our back: register again
                 raise TransientProviderError(f"{exc.message}; the cached revision is dropped", code=exc.code) from None
             raise
+        pacer.succeeded()
+        return submission
 
     async def find(self, request: SubmitRequest) -> Submission | None:
         """The task an earlier submit started: ListTasks by ``startedBy`` (the attempt id), running then stopped.

@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from prefect.workers.base import BaseJobConfiguration, BaseVariables
+from prefect.workers.base import BaseVariables
 from pydantic import BaseModel, Field, field_validator
 
+from providers.jobconfig import JobConfiguration
 from providers.paths import STATE_HOME
 
 DEFAULT_STATE_DIR = STATE_HOME / "local"
+DEFAULT_ENVS_DIR = STATE_HOME / "local-envs"
 DEFAULT_MEMORY_MIB = 2048
 DEFAULT_CPU = 1.0
 
@@ -50,7 +52,7 @@ _MEMORY_DESCRIPTION = (
 )
 
 
-class LocalJobConfiguration(BaseJobConfiguration):
+class LocalJobConfiguration(JobConfiguration):
     """A flow run executed as a local subprocess (the Process worker's fields plus limits)."""
 
     stream_output: bool = Field(default=True, description=_STREAM_OUTPUT_DESCRIPTION)
@@ -89,6 +91,11 @@ class LocalSettings(BaseModel):
             "Keep it longer than the longest dispatcher outage: a run whose directory is gone cannot be metered."
         ),
     )
+    envs_dir: Path = Field(
+        default=DEFAULT_ENVS_DIR,
+        description="Where the virtual environments of prefect:managed runs' pip_packages are kept, one per "
+        "package set and Python version, reused by every run of that set (providers/local/packages.py).",
+    )
     python: str = Field(
         default=sys.executable,
         description="Interpreter that runs the supervisor (standard library only; any Python 3.10+ works).",
@@ -104,7 +111,7 @@ class LocalSettings(BaseModel):
         ),
     )
 
-    @field_validator("state_dir")
+    @field_validator("state_dir", "envs_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()

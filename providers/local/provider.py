@@ -31,7 +31,7 @@ from providers.base import (
 )
 from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
-from providers.local import launch, prune, warm
+from providers.local import launch, packages, prune, warm
 from providers.local import runs as local_runs
 from providers.local.checks import check_local_settings
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
@@ -82,6 +82,11 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             allowed = "an existing directory on the dispatcher's host"
             raise InvalidJobConfiguration("working_dir", str(working_dir), allowed)
         command_argv(configuration)
+
+    @classmethod
+    def managed_allocation(cls, configuration: LocalJobConfiguration, allocation: Any) -> LocalJobConfiguration:
+        """The supervisor's own limits: CPU pinning and the address-space cap (no disk limit)."""
+        return configuration.model_copy(update={"cpu": allocation.vcpu, "memory": allocation.memory_mib})
 
     # -- runs --------------------------------------------------------------------------
 
@@ -180,7 +185,9 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             )
 
     def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
-        argv = command_argv(configuration)
+        # pip_packages (prefect:managed): the command runs in its package set's cached environment (cold).
+        argv = packages.in_environment(command_argv(configuration), getattr(configuration, "pip_packages", None),
+                                       self.settings.envs_dir)
         env = launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None)
         return {
             "flow_run_id": str(request.flow_run_id),

@@ -199,3 +199,28 @@ async def test_redrive_after_a_killed_dispatcher_adopts_the_group_it_created(pre
     assert final[run.id].state.name == "Completed", final[run.id].state.message
     (group,) = emulator.deleted_groups
     assert group.puts == 1 and emulator.calls["ContainerGroups_CreateOrUpdate"] == 1  # one start, never re-PUT
+
+
+async def test_managed_pool_runs_the_prefect_cloud_example_through_the_official_entrypoint(
+        prefect_api_url, prefect_client, emulator, tmp_path):
+    """Prefect Managed on ACI: 4 cores / 16 GB whatever the run asks, EXTRA_PIP_PACKAGES, the command run by
+    the image's /opt/prefect/entrypoint.sh; the subscription and resource group are the operator's."""
+    pool = await _pool(prefect_api_url, "prefect:managed")
+    deployment_id = await deploy_example(prefect_client, "hello", pool, name=f"managed-{uuid.uuid4().hex[:6]}",
+                                         job_variables={"pip_packages": ["pandas", "prefect-aws"], "cpu": 1})
+    seed = await prefect_client.create_flow_run_from_deployment(deployment_id)
+    config = _config(prefect_api_url, pool, emulator, tmp_path)
+    config.providers["aci"].update(subscription_id=emulator.subscription_id, resource_group_name="rg")
+    async with running_dispatcher(config):
+        final = await wait_until(prefect_client, [seed.id], is_final, timeout_s=90)
+        for _ in range(80):  # released (deleted) once recorded
+            if emulator.deleted_groups:
+                break
+            await asyncio.sleep(0.25)
+    assert final[seed.id].state.name == "Completed", final[seed.id].state.message
+    [group] = emulator.deleted_groups
+    assert (group.cpu, group.memory_gb) == (4.0, 16.0)
+    [container] = group.containers
+    assert container.image.startswith("prefecthq/prefect:") and container.command[:2] == [
+        "/opt/prefect/entrypoint.sh", "prefect"]
+    assert container.env["EXTRA_PIP_PACKAGES"] == "pandas prefect-aws"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from dispatcher.config import DispatcherConfig, LoopConfig
 from dispatcher.config.usage import BudgetMode, BudgetPolicy, RunningRuns
 from dispatcher.demo.examples.deploy import deploy_example
 from dispatcher.ledger import AttemptRef, Ledger
+from dispatcher.prefect.pools import create_pool
 from dispatcher.usage.events import METERED, THRESHOLD_CROSSED
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import fake_engine_command, is_final, is_running, read_runs, wait_until
@@ -163,3 +165,32 @@ async def _wait_for_events(client: PrefectClient, done, timeout_s: float = 30) -
             return found
         await asyncio.sleep(0.5)
     raise TimeoutError(f"events not found in Prefect: { {k: len(v) for k, v in found.items()} }")
+
+
+async def test_a_managed_pool_counts_against_the_workspace_month_rounded_up_to_the_minute(
+        prefect_api_url, prefect_client, tmp_path):
+    """Prefect Managed's monthly compute limit per workspace: a managed run of a second is billed one
+    minute (startup to teardown, rounded up) and, with a one-minute budget, the next run is refused."""
+    pool = f"managed-{uuid.uuid4().hex[:8]}"
+    await create_pool(prefect_api_url, pool, "prefect:managed")
+    config = budgeted(prefect_api_url, pool, tmp_path, minutes=1)
+    starts = tmp_path / "starts.txt"
+    [first] = await runs_of(prefect_client, pool, 1, starts, seconds=0.5)
+    async with running_dispatcher(config):
+        await wait_until(prefect_client, [first], is_final, timeout_s=60)
+        row = None
+        for _ in range(120):  # metered by the watch tick that sees the run end
+            ledger = await Ledger.open(config.ledger_dsn)
+            row = await ledger.last_attempt(str(first))
+            await ledger.close()
+            if row is not None and row.metered_at is not None:
+                break
+            await asyncio.sleep(0.25)
+        [second] = await runs_of(prefect_client, pool, 1, starts)
+        runs = await wait_until(prefect_client, [first, second], is_final, timeout_s=30)
+    assert runs[first].state.name == "Completed", runs[first].state.message
+    assert row is not None and row.billed_minutes == 1 and row.provider == "local"
+    refused = runs[second].state
+    assert (refused.type.value, refused.name) == ("FAILED", "ComputeLimitReached")
+    assert "workspace 'test' used 1 of its 1 compute minutes in" in refused.message
+    assert starts.read_text().count("\n") <= 1  # the second run never started

@@ -28,7 +28,7 @@ PREFECT_NAMES = {
                  "task_role_arn", "execution_role_arn", "family", "env", "command", "configure_cloudwatch_logs"},
     "cloud-run-v2:push": {"credentials", "region", "image", "cpu", "memory", "timeout", "vpc_connector_name", "env"},
     "azure-container-instance:push": {"aci_credentials", "resource_group_name", "subscription_id", "image", "cpu", "memory", "env"},
-    "prefect:managed": {"command", "env", "cpu", "memory"},
+    "prefect:managed": {"command", "env", "image", "pip_packages"},
     "local:push": {"command", "env", "working_dir", "stream_output"},
 }
 

@@ -136,18 +136,24 @@ async def test_runtime_cap_times_the_run_out(prefect_api_url, prefect_client, em
     assert execution.task_template["timeout"] == "8s"  # Cloud Run enforces the cap too
 
 
-async def test_managed_pool_refuses_over_limit_and_bad_sizes_without_calling_cloud_run(
+async def test_managed_pool_runs_the_prefect_cloud_example_through_the_image_entrypoint(
         prefect_api_url, prefect_client, emulator, tmp_path):
+    """Prefect Managed on Cloud Run: the job keeps the image's entrypoint (no container command; the flow's
+    command is the args), gets 4 vCPU / 16 GiB whatever the run asks, and EXTRA_PIP_PACKAGES."""
     pool = await _pool(prefect_api_url, "prefect:managed")
-    too_big = await _run(prefect_client, pool, "hello", job_variables={"cpu": "8", "memory": "16Gi"})
-    bad_pair = await _run(prefect_client, pool, "hello", job_variables={"cpu": "1", "memory": "8Gi"})
+    seed = await _run(prefect_client, pool, "hello", job_variables={"pip_packages": ["pandas", "prefect-aws"],
+                                                                    "cpu": "8", "memory": "32Gi"})
+    foreign = await _run(prefect_client, pool, "hello", job_variables={"image": "python:3.12"})
     async with running_dispatcher(_config(prefect_api_url, pool, emulator, tmp_path)):
-        final = await wait_until(prefect_client, [too_big.id, bad_pair.id], is_final, timeout_s=60)
-    over = final[too_big.id].state
-    assert over.name == "LimitExceeded" and "cpu=8 vCPU exceeds the limit of 4 vCPU" in over.message
-    bad = final[bad_pair.id].state
-    assert bad.name == "InvalidJobConfiguration" and "memory='8Gi'" in bad.message and "512 MiB to 4 GiB" in bad.message
-    assert emulator.calls["RunJob"] == 0 and emulator.calls["CreateJob"] == 0
+        final = await wait_until(prefect_client, [seed.id, foreign.id], is_final, timeout_s=90)
+    assert final[seed.id].state.name == "Completed", final[seed.id].state.message
+    container = emulator.executions[final[seed.id].infrastructure_pid].task_template["containers"][0]
+    assert not container.get("command") and container["args"] == ["prefect", "flow-run", "execute"]
+    assert container["resources"]["limits"] == {"cpu": "4", "memory": "16Gi"}
+    assert {var["name"]: var.get("value") for var in container["env"]}["EXTRA_PIP_PACKAGES"] == "pandas prefect-aws"
+    refused = final[foreign.id].state
+    assert refused.name == "InvalidJobConfiguration" and "image='python:3.12'" in refused.message
+    assert emulator.calls["RunJob"] == 1
 
 
 async def test_a_submission_cut_off_after_run_is_adopted_by_the_next_dispatcher_not_started_twice(

@@ -151,20 +151,33 @@ async def test_throttling_slows_submission_but_fails_no_run(prefect_api_url, pre
     assert emulator.calls["RunTask"] > 8  # throttled calls were retried, none was fatal
 
 
-async def test_managed_pool_refuses_over_limit_and_bad_fargate_sizes_without_calling_aws(
+async def test_managed_pool_runs_the_prefect_cloud_example_on_fargate_with_the_managed_allocation(
     prefect_api_url, prefect_client, emulator, tmp_path
 ):
+    """A deployment written for Prefect Cloud's managed pool (only ``pip_packages``) runs unchanged: 4 vCPU,
+    16 GiB, 128 GiB on Fargate, the packages in EXTRA_PIP_PACKAGES for the image's entrypoint (the task
+    definition keeps it); asking for more is not possible, an image off the allow-list never starts."""
     pool = await _pool(prefect_api_url, "prefect:managed")
-    too_big = await _run(prefect_client, pool, "hello", job_variables={"cpu": 8192, "memory": 16384})
-    bad_pair = await _run(prefect_client, pool, "hello", job_variables={"cpu": 512, "memory": 8192})
-    async with running_dispatcher(_config(prefect_api_url, pool, emulator, tmp_path)):
-        final = await wait_until(prefect_client, [too_big.id, bad_pair.id], is_final, timeout_s=60)
-    over = final[too_big.id].state
-    assert (over.name, over.message) == ("LimitExceeded", "Run not started: cpu=8 vCPU exceeds the limit of 4 vCPU for pool "
-                                                           f"'{pool}'.")
-    bad = final[bad_pair.id].state
-    assert bad.name == "InvalidJobConfiguration" and "memory=8192" in bad.message and "cpu=512" in bad.message
-    assert emulator.calls["RunTask"] == 0 and emulator.calls["RegisterTaskDefinition"] == 0
+    seed = await _run(prefect_client, pool, "hello", job_variables={"pip_packages": ["pandas", "prefect-aws"]})
+    greedy = await _run(prefect_client, pool, "hello", job_variables={"cpu": 16384, "memory": 122880})
+    foreign = await _run(prefect_client, pool, "hello", job_variables={"image": "python:3.12"})
+    # Managed variables name no network: the operator's subnets are used.
+    config = _config(prefect_api_url, pool, emulator, tmp_path, subnets=["subnet-0e2e"])
+    async with running_dispatcher(config):
+        final = await wait_until(prefect_client, [seed.id, greedy.id, foreign.id], is_final, timeout_s=120)
+    for run in (seed, greedy):
+        assert final[run.id].state.name == "Completed", final[run.id].state.message
+        task = emulator.tasks[final[run.id].infrastructure_pid.partition("::")[2]]
+        assert (task.cpu, task.memory) == ("4096", "16384")
+        assert task.task_definition.body["ephemeralStorage"] == {"sizeInGiB": 128}
+        [container] = task.task_definition.containers
+        assert "entryPoint" not in container and container["image"].startswith("prefecthq/prefect:")
+    seed_task = emulator.tasks[final[seed.id].infrastructure_pid.partition("::")[2]]
+    assert seed_task.environment["EXTRA_PIP_PACKAGES"] == "pandas prefect-aws"
+    refused = final[foreign.id].state
+    assert refused.name == "InvalidJobConfiguration" and "image='python:3.12'" in refused.message
+    assert "prefecthq/prefect:*" in refused.message
+    assert emulator.calls["RunTask"] == 2
 
 
 async def test_pool_credentials_from_an_aws_credentials_block(prefect_api_url, prefect_client, emulator, tmp_path):

@@ -355,3 +355,31 @@ async def test_secrets_never_reach_messages_or_logs(emu: EcsEmulator, provider: 
     assert "propagateTags" in text  # the echo case did reach ECS and come back
     for secret in (AWS_SECRET, API_KEY):
         assert secret not in text
+
+
+async def test_launches_are_paced_at_the_accounts_launch_rate(emu: EcsEmulator) -> None:
+    """RunTask goes at ``launch_rate_per_s`` (Fargate's quota), and the backlog tells the dispatcher not to claim."""
+    provider = EcsProvider(EcsSettings(max_attempts=2, launch_rate_per_s=0.5, launch_burst=1))
+    try:
+        configuration = cfg(emu)
+        first = asyncio.create_task(submit(provider, configuration))
+        await first  # the burst token
+        waiting = [asyncio.create_task(submit(provider, configuration)) for _ in range(4)]
+        while provider.submit_backlog_s() < 4 * 2 - 0.5:  # 4 waiting at 2 s each: the next would wait ~8-10 s
+            await asyncio.sleep(0.01)
+        assert emu.calls["RunTask"] == 1  # the others wait here, not at AWS
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+    finally:
+        await provider.aclose()
+
+
+async def test_a_throttled_launch_slows_the_pace_down(emu: EcsEmulator, provider: EcsProvider) -> None:
+    configuration = cfg(emu)
+    await submit(provider, configuration)
+    emu.faults = Faults(throttle_rate=1.0, ops={"RunTask"})
+    with pytest.raises(ThrottledError):
+        await submit(provider, configuration)
+    (pacer,) = provider.launches._pacers.values()
+    assert pacer.rate == pytest.approx(provider.settings.launch_rate_per_s / 2)

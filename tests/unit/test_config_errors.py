@@ -89,7 +89,7 @@ def test_unknown_keys_anywhere_name_the_allowed_keys_and_a_close_match(tmp_path)
     assert problems_of(path) == [
         f"{path}: workspaces[0].pools[1].limits.max_vpcu: unknown key 'max_vpcu' (did you mean 'max_vcpu'?); "
         "allowed: max_vcpu, max_memory_mib, max_ephemeral_storage_gib, max_runtime_s",
-        f"{path}: colour: unknown key 'colour'; allowed: workspaces, ledger_dsn, managed_provider, providers, "
+        f"{path}: colour: unknown key 'colour'; allowed: workspaces, ledger_dsn, managed_provider, managed, providers, "
         "limits, loop, service, instance_name, api, prices",
     ]
 
@@ -101,7 +101,7 @@ def test_provider_sections_are_validated_by_each_providers_settings_model(tmp_pa
     }})
     assert problems_of(path) == [
         f"{path}: providers.local.stop_grace: unknown key 'stop_grace' (did you mean 'stop_grace_s'?); "
-        "allowed: state_dir, stop_grace_s, retention_s, python",
+        "allowed: state_dir, stop_grace_s, retention_s, envs_dir, python",
         f"{path}: providers.ecs.max_attempts: must be greater than or equal to 1, got 0",
         f"{path}: providers.ecs.credentials.profile: unknown key 'profile' (did you mean 'profile_name'?); "
         "allowed: aws_access_key_id, aws_secret_access_key, aws_session_token, profile_name, region_name, "

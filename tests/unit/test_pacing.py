@@ -100,3 +100,14 @@ async def test_throttles_in_one_cooldown_window_decrease_once():
     clock.now += 1.0
     p.throttled()
     assert p.rate == pytest.approx(2.0)
+
+
+def test_cloud_run_pacing_at_a_known_quota_is_the_quota() -> None:
+    from providers.cloud_run.config import CloudRunSettings
+    from providers.cloud_run.provider import run_pacing
+
+    known = run_pacing(CloudRunSettings(run_quota_per_min=180))
+    assert known.initial_rate == known.max_rate == pytest.approx(3.0)
+    assert known.burst == 10  # never more at once than run_burst
+    adaptive = run_pacing(CloudRunSettings())
+    assert adaptive.initial_rate == 1.0 and adaptive.max_rate == 20.0

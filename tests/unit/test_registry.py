@@ -24,7 +24,8 @@ from providers.declaration import base_job_template
 from providers.ecs import EcsJobConfiguration, EcsProvider, EcsSettings
 from providers.local import LocalJobConfiguration, LocalProvider, LocalSettings
 from providers.registry import Registry, _pool_types_in_source
-from tests.unit.registry_fakes import GridJobConfiguration, GridVariables
+from providers.managed import managed_base_job_template
+from tests.unit.registry_fakes import GridJobConfiguration, GridTemplateOnly, GridVariables
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL = Cloud("local", "providers.local.provider:LocalProvider")
@@ -79,7 +80,8 @@ def test_a_template_only_cloud_is_registered_by_its_line_alone(grid_registry):
     assert registry.kind_for_pool_type("grid:push", "local") == "grid"
     assert registry.kind_for_pool_type("prefect:managed", "grid") == "grid"
     assert registry.base_job_template("grid:push") == base_job_template(GridJobConfiguration, GridVariables)
-    assert registry.base_job_template("prefect:managed", "grid") == registry.base_job_template("grid:push")
+    # prefect:managed: Prefect Managed's variables over the named provider's job configuration
+    assert registry.base_job_template("prefect:managed", "grid") == managed_base_job_template(GridTemplateOnly)
     assert registry.secret_fields("grid") == ("grid_token",) and registry.settings_model("grid") is None
     assert registry.servable_kinds() == ["local"] and not registry.is_servable("grid")
     with pytest.raises(registry.ProviderNotAvailable) as caught:

@@ -22,6 +22,7 @@ from .faults import AciFaultDice
 from .groups import GROUP_TYPE, Container, ContainerGroup, RunPlan
 from .lifecycle import Lifecycle, Timings
 from .lro import DELETE, DEPLOY, Operation, Operations
+from .networks import VirtualNetworks
 from .quotas import Quotas
 from .validation import raise_remaining
 
@@ -31,8 +32,9 @@ STOPPED_LOG_LINES, STOPPED_LOG_BYTES = 1000, 16 * 1024  # what ACI keeps of a te
 class Backend:
     def __init__(self, subscription: str, resource_groups: dict[str, str], locations: tuple[str, ...], *,
                  dice: AciFaultDice, timings: Timings, defaults: RunDefaults, limits: rules.RegionLimits,
-                 execute: bool, workdir: str, list_page_size: int = 100):
+                 execute: bool, workdir: str, networks: VirtualNetworks, list_page_size: int = 100):
         self.subscription, self.locations, self.limits = subscription, locations, limits
+        self.networks = networks
         self.list_page_size = list_page_size
         self.lock = threading.RLock()
         self.dice, self.timings, self.defaults = dice, timings, defaults
@@ -100,6 +102,11 @@ class Backend:
         location = rules.check_location(body, self.locations)
         size = rules.check_group(name, body, location, self.limits)
         raise_remaining(model_issues)
+        if self.dice.faults.validate_network:
+            group_id = (f"/subscriptions/{self.subscription}/resourceGroups/{rg_name}/providers/"
+                        f"Microsoft.ContainerInstance/containerGroups/{name}")
+            subnets = [s["id"] for s in body.get("properties", {}).get("subnetIds") or [] if s.get("id")]
+            self.networks.check(group_id, name, location, subnets)
         # Store what ARM stored: the body as its reader typed it ("1" -> 1.0), read-only members dropped.
         body = ContainerGroupModel.deserialize(body).serialize()
         now = time.time()

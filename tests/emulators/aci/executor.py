@@ -1,6 +1,8 @@
 """Execute mode: each container's command runs as a local process (the kit's ``ProcessRunner``).
 
-The image is ignored. The container's environment is its
+The image is ignored, except that an official Prefect image's entrypoint
+(``/opt/prefect/entrypoint.sh``, which installs EXTRA_PIP_PACKAGES and execs its
+arguments) is stood in for by running its arguments (nothing is installed). The container's environment is its
 ``environmentVariables`` (``value`` or ``secureValue``) over a minimal host
 base, plus the ``HOSTNAME`` ACI sets; nothing else of the test process leaks
 in. Output lines become the container's logs, with the time they were read.
@@ -10,6 +12,7 @@ late line of an earlier run never reaches the current run's log.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -18,6 +21,8 @@ from .groups import Container, ContainerGroup
 
 ExitHandler = Callable[[ContainerGroup, Container, int, int, float], None]
 """``on_exit(group, container, run, exit_code, exited_at)``, called under the backend lock."""
+OFFICIAL_PREFECT_IMAGE = re.compile(r"^(docker\.io/)?prefecthq/prefect(-client)?:")
+PREFECT_ENTRYPOINT = "/opt/prefect/entrypoint.sh"
 
 
 class Executor:
@@ -35,7 +40,10 @@ class Executor:
             raise StartFailure("the emulator cannot run an image's default command: give the container a command")
         run = container.run
         env = container_environment({"HOSTNAME": f"{group.name}-{container.name}"}, container.env)
-        self._runner.start(self._key(group, container, run), container.command, env,
+        command = container.command
+        if command[0] == PREFECT_ENTRYPOINT and OFFICIAL_PREFECT_IMAGE.match(container.image) and command[1:]:
+            command = command[1:]  # the entrypoint's `exec "$@"`
+        self._runner.start(self._key(group, container, run), command, env,
                            on_line=lambda line: self._line(container, run, line),
                            on_exit=lambda code, at: self._exit(group, container, run, code, at))
 

@@ -63,6 +63,8 @@ class Faults(kit.Faults):
     outage_after_create: int = 0
     """The next N creates of a new group are carried out, then answered 503, and ``outage`` is switched on: the
     client never learns what happened (a re-drive after a crash must find the group by itself)."""
+    validate_network: bool = False
+    """If True, ``subnetIds`` must name subnets of ``emu.networks`` in the group's region, delegated to ACI."""
     outage: bool = False
     """Every call answers 503 ``ServiceUnavailable`` (not carried out) until a test switches it off."""
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ..kit import Emulator, RunDefaults, poll_until
+from ..kit import Emulator, Realism, RunDefaults, poll_until, resolve_realism
 from .backend import Backend
 from .deployments import DEPLOYMENT_HANDLERS, Deployments
 from .faults import AciFaultDice, Faults
 from .groups import ContainerGroup
 from .handlers import ACI_HANDLERS
 from .lifecycle import Timings
+from .networks import VirtualNetworks
 from .protocol import ArmProtocol
+from .realistic import ACI_PROFILE
 from .rules import RegionLimits
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
@@ -38,14 +40,26 @@ class AciEmulator(Emulator):
                  default_run_s: float = 0.2, default_exit_code: int = 0,
                  locations: tuple[str, ...] = DEFAULT_LOCATIONS, limits: RegionLimits | None = None,
                  list_page_size: int = 100, workdir: str | None = None, validate_responses: bool = True,
-                 tick_s: float = 0.01):
-        super().__init__(AciFaultDice(faults if faults is not None else Faults()), tick_s=tick_s)
+                 tick_s: float = 0.01, realistic: bool | float | Realism | None = None):
+        """``realistic``: ``True``/``Realism(...)`` for ARM's buckets, ACI's create/delete and region quotas,
+        subnet checks and ACI phase times scaled by the time factor (``realistic.py``; None:
+        ``EMULATOR_REALISTIC`` decides). ``timings`` given explicitly win over realistic ones."""
+        realism = resolve_realism(realistic)
+        super().__init__(AciFaultDice(faults if faults is not None else Faults()), tick_s=tick_s,
+                         realism=realism, profile=ACI_PROFILE)
+        if timings is None and realism is not None:
+            phase = ACI_PROFILE.phases(realism)
+            timings = Timings(pending_s=phase["pending"], pull_s=phase["pull"],
+                              restart_backoff_s=phase["restart_backoff"], stop_grace_s=phase["stop_grace"],
+                              delete_s=phase["delete"])
         self.subscription_id = subscription_id
+        self.networks = VirtualNetworks(subscription_id)
+        """Virtual network subnets (checked in realistic mode): ``emu.networks.add_subnet("rg", "vnet", "aci")``."""
         self.backend = Backend(
             subscription_id, resource_groups if resource_groups is not None else {"rg": "eastus"}, locations,
             dice=self.dice, timings=timings or Timings(), defaults=RunDefaults(default_run_s, default_exit_code),
             limits=limits or RegionLimits(), execute=execute, workdir=workdir or os.getcwd(),
-            list_page_size=list_page_size)
+            list_page_size=list_page_size, networks=self.networks)
         self.deployments = Deployments(self.backend, self.call_log)
         """ARM template deployments (``Microsoft.Resources/deployments``), as Prefect's ACI worker makes them."""
         self.protocol = ArmProtocol(self.backend, self.dice, self.call_log, self.errors,

@@ -18,10 +18,12 @@ from typing import Any
 
 from ..kit import RunDefaults
 from . import jobspec
-from .errors import GoogleError, already_exists, failed_precondition, field_errors, not_found, quota_exceeded
+from .errors import (GoogleError, already_exists, failed_precondition, field_errors, no_capacity, not_found,
+                     quota_exceeded)
 from .executor import Executor
 from .faults import CloudRunFaultDice
 from .lifecycle import Lifecycle, Timings
+from .networks import Networks
 from .operations import Operation
 from .paging import page
 from .resources import DONE, Execution, Job, Task, log_uri
@@ -42,8 +44,9 @@ class Limits:
 
 class Backend:
     def __init__(self, *, project_number: str, dice: CloudRunFaultDice, timings: Timings, defaults: RunDefaults,
-                 limits: Limits, execute: bool, workdir: str):
+                 limits: Limits, execute: bool, workdir: str, networks: Networks):
         self.lock = threading.RLock()
+        self.networks = networks
         self.project_number, self.dice, self.defaults, self.limits = project_number, dice, defaults, limits
         self.jobs: dict[str, Job] = {}
         self.executions: dict[str, Execution] = {}
@@ -87,6 +90,9 @@ class Backend:
     def create_job(self, parent: str, job_id: str, body: dict[str, Any], validate_only: bool) -> dict[str, Any]:
         spec = jobspec.with_defaults(body, self.project_number)
         violations = job_id_violations(job_id) + job_violations(spec)
+        if self.dice.faults.validate_network:
+            vpc_access = ((spec.get("template") or {}).get("template") or {}).get("vpcAccess") or {}
+            violations += self.networks.violations("job.template.template.vpcAccess", vpc_access)
         if violations:
             raise field_errors(violations)
         name = f"{parent}/jobs/{job_id}"
@@ -135,6 +141,8 @@ class Backend:
         self._check_runnable(job, request.get("etag"))
         if not self.dice.run_quota_admits():
             raise quota_exceeded("Job run requests", "Job run requests per minute per region", self.project_number)
+        if self.dice.capacity_failure():
+            raise no_capacity(self.networks.region)
         ex = self._new_execution(job, jobspec.apply_overrides(job.template, overrides))
         if request.get("validateOnly"):
             return self._dry_operation("RunJob", ex, parent)

@@ -89,6 +89,13 @@ def quota_exceeded(metric: str, limit: str, project: str) -> GoogleError:
         "RATE_LIMIT_EXCEEDED", quota_metric=f"{SERVICE}/{metric}", quota_limit=limit, consumer=f"projects/{project}")])
 
 
+def no_capacity(region: str) -> GoogleError:
+    """RunJob when the region has no instances to give (the emulator's wording: Google documents no text for
+    jobs; "no available instance" is what Cloud Run answers requests it cannot place)."""
+    return GoogleError(429, "RESOURCE_EXHAUSTED", f"The request was aborted because there was no available "
+                       f"instance in region {region}. Please try again later.")
+
+
 def unavailable() -> GoogleError:
     return GoogleError(503, "UNAVAILABLE", "The service is currently unavailable.")
 

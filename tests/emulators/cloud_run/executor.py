@@ -6,18 +6,21 @@ Run injects into every job container (``CLOUD_RUN_JOB``,
 ``CLOUD_RUN_TASK_COUNT``) under the container's env (the job's template with
 the run's overrides merged in), keeps each line in the task's ``output``, and
 words a start failure as Cloud Run does.
-The image is not run: a container without ``command`` cannot start here.
+The image is not run: a container without ``command`` cannot start here, except on an official
+Prefect image, whose entrypoint execs its arguments (the emulator runs the args, installs nothing).
 Env vars from Secret Manager (``valueSource``) are not set.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from ..kit import ProcessRunner, StartFailure, container_environment
 from .resources import Execution, Task
 
 OnExit = Callable[[Execution, Task, int, float], None]
+OFFICIAL_PREFECT_IMAGE = re.compile(r"^(docker\.io/)?prefecthq/prefect(-client)?:")
 
 def task_key(ex: Execution, task: Task) -> str:
     return f"{ex.name}/{task.index}"
@@ -43,10 +46,15 @@ class Executor:
     def start(self, ex: Execution, task: Task) -> None:
         """Start the attempt's process; ``StartFailure`` carries the attempt's result message."""
         container = ex.task_template["containers"][0]
-        if not container.get("command"):
+        if container.get("command"):
+            command = list(container["command"]) + list(container.get("args", []))
+        elif OFFICIAL_PREFECT_IMAGE.match(container.get("image", "")):
+            # The official image's entrypoint (/opt/prefect/entrypoint.sh) installs EXTRA_PIP_PACKAGES, then
+            # execs its arguments: the emulator runs the arguments (it installs nothing).
+            command = list(container.get("args", []))
+        else:
             raise StartFailure("Application failed to start: the emulator cannot run the image's entrypoint; "
                                "give the container a command.")
-        command = list(container["command"]) + list(container.get("args", []))
         env = container_environment(agent_environment(ex, task), container_env(ex))
         try:
             task.process = self._runner.start(task_key(ex, task), command, env, on_line=task.output.append,

@@ -22,6 +22,13 @@ class Faults(kit.Faults):
     """Jobs created with one of these images never get Ready: CONDITION_FAILED, reason CONTAINER_MISSING."""
     run_requests_per_minute: int | None = None
     """The "Job run requests per minute per region" quota; a RunJob over it is 429 with the quota's ErrorInfo."""
+    capacity_failures: int = 0
+    """The next N RunJob calls are refused 429 ``RESOURCE_EXHAUSTED`` for lack of instances in the region
+    (no execution created): quota is not a guarantee of resources (quotas page)."""
+    capacity_failure_rate: float = 0.0
+    """Fraction of RunJob calls refused that way."""
+    validate_network: bool = False
+    """If True, a job's ``vpcAccess`` connector, networks and subnetworks must exist in ``emu.networks``."""
 
 
 class CloudRunFaultDice(kit.FaultDice):
@@ -33,6 +40,9 @@ class CloudRunFaultDice(kit.FaultDice):
         if not self.take("start_failures"):
             return None
         return self.faults.start_failure_message.format(image=image)
+
+    def capacity_failure(self) -> bool:
+        return self.take("capacity_failures") or self.roll(self.faults.capacity_failure_rate)
 
     def run_quota_admits(self) -> bool:
         per_minute = self.faults.run_requests_per_minute

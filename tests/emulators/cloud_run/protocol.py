@@ -21,8 +21,10 @@ from ..kit import CallLog, Request, Response, ResponseGuard, WireErrors, poll_un
 from . import codec
 from .auth import TOKEN_PATH, Auth, TokenEndpoint
 from .backend import Backend
-from .errors import GoogleError, internal, invalid_argument, no_such_method, throttled, unavailable, unimplemented
+from .errors import (GoogleError, internal, invalid_argument, no_such_method, quota_exceeded, throttled, unavailable,
+                     unimplemented)
 from .faults import CloudRunFaultDice
+from .realistic import QUOTA_LIMITS
 from .routes import SYSTEM_PARAMS, Route, match, resource_names
 
 WIRE = WireErrors(throttle=throttled, server_error=unavailable, accept_then_fail=unavailable)
@@ -68,6 +70,11 @@ class RestProtocol:
                  tokens: TokenEndpoint, validate_responses: bool = True):
         self.backend, self.dice, self.calls, self.auth, self.tokens = backend, dice, calls, auth, tokens
         self.guard = ResponseGuard(codec.find_issues, errors, enabled=validate_responses, describe=summary)
+        project = backend.project_number
+        self.wire = WireErrors(
+            throttle=throttled, server_error=unavailable, accept_then_fail=unavailable,
+            rate_limited=lambda quota: quota_exceeded(quota, QUOTA_LIMITS.get(quota, quota), project))
+        """A named quota's bucket (realistic mode's read/write quotas) answers Google's quota error."""
 
     def handle(self, request: Request) -> Response:
         if request.method == "POST" and request.path == TOKEN_PATH:
@@ -89,13 +96,13 @@ class RestProtocol:
         self._permit(route.permission, resource)
         if route.response is None:
             raise unimplemented(route.op)
-        self.dice.before_call(route.op, WIRE)  # latency, then 429 / 503: not carried out
+        self.dice.before_call(route.op, self.wire)  # latency, then 429 / 503: not carried out
         self._check_query(request, route)
         body = self._body(request, route)
         if route.op == "RunJob" and body.get("overrides"):
             self._permit("run.jobs.runWithOverrides", resource)  # what IAM checks when overrides are given
         result = self._dispatch(route, names, request, body)
-        self.dice.after_call(route.op, WIRE, mutating=route.mutating)  # carried out, then maybe 503
+        self.dice.after_call(route.op, self.wire, mutating=route.mutating)  # carried out, then maybe 503
         return self._answer(route.op, route.response, result, codec.wants_int_enums(request))
 
     def _permit(self, permission: str | None, resource: str) -> None:

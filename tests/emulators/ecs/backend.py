@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from ..kit import RunDefaults
 from . import runtask
 from .clusters import Cluster, ClusterStore
-from .errors import AwsError, invalid_parameter
+from .ec2 import Ec2
+from .errors import AwsError, invalid_parameter, throttled
 from .executor import Executor
 from .faults import EcsFaultDice
 from .lifecycle import Lifecycle, Timings
@@ -37,8 +39,9 @@ class _TokenUse:
 
 class Backend:
     def __init__(self, region: str, account: str, *, dice: EcsFaultDice, timings: Timings,
-                 defaults: RunDefaults, execute: bool, workdir: str, auto_create_log_groups: bool):
+                 defaults: RunDefaults, execute: bool, workdir: str, auto_create_log_groups: bool, ec2: Ec2):
         self.region, self.account = region, account
+        self.ec2 = ec2
         self.lock = threading.RLock()
         self.dice = dice
         self.defaults = defaults
@@ -85,18 +88,34 @@ class Backend:
         td = runtask.resolve_task_definition(self.taskdefs, params["taskDefinition"])
         launch_type, strategy = runtask.launch_target(params, cluster, td)
         subnet = runtask.check_network(params, td)
+        if subnet is not None and self.dice.faults.validate_network:
+            awsvpc = params["networkConfiguration"]["awsvpcConfiguration"]
+            self.ec2.check_task_network(awsvpc["subnets"], awsvpc.get("securityGroups") or [])
         cpu, memory = runtask.check_overrides(params.get("overrides") or {}, td)
         count = params.get("count", 1)
+        providers = self._admit_launch(strategy, launch_type, count)
         tasks, failures = [], []
         if self.dice.capacity_failure():
             failures = [self._capacity_failure(cluster) for _ in range(count)]
         else:
             for index in range(count):
-                provider = runtask.pick_provider(strategy, index, self.dice.choice)
+                provider = providers[index] if providers else runtask.pick_provider(strategy, index, self.dice.choice)
                 tasks.append(self._new_task(params, cluster, td, launch_type, provider, subnet, cpu, memory))
         if token:
             self._tokens[key] = _TokenUse(fingerprint, [t.arn for t in tasks], failures, now())
         return {"tasks": [t.to_api() for t in tasks], "failures": failures}
+
+    def _admit_launch(self, strategy: list[dict], launch_type: str, count: int) -> list[str | None] | None:
+        """Fargate's launch rate (only if ``launch_limits`` are set: the default mode rolls nothing here).
+
+        The providers are picked first, so each task is charged to its own bucket; over the rate the whole
+        RunTask is refused with ThrottlingException and nothing is launched."""
+        if not self.dice.faults.launch_limits:
+            return None
+        providers = [runtask.pick_provider(strategy, index, self.dice.choice) for index in range(count)]
+        if not self.dice.launch_admits(Counter(p or launch_type for p in providers)):
+            raise throttled()
+        return providers
 
     def _replay(self, previous: _TokenUse, fingerprint: str) -> dict[str, Any]:
         if previous.fingerprint != fingerprint:

@@ -219,6 +219,23 @@ class Ec2:
             self.security_groups[group.id] = group
             return group
 
+    # -- what RunTask checks (realistic mode) ----------------------------------------------
+
+    def check_task_network(self, subnets: list[str], groups: list[str]) -> None:
+        """RunTask's awsvpc subnets and security groups must exist: ECS asks EC2 and wraps its error
+        into 400 ``InvalidParameterException`` (the wording ECS uses, EC2's code in parentheses)."""
+        with self.lock:
+            for subnet in subnets:
+                if subnet not in self.subnets:
+                    raise AwsError("InvalidParameterException",
+                                   f"Error retrieving subnet information for [{subnet}]: The subnet ID '{subnet}' "
+                                   "does not exist (ErrorCode: InvalidSubnetID.NotFound)")
+            for group in groups:
+                if group not in self.security_groups:
+                    raise AwsError("InvalidParameterException",
+                                   f"Error retrieving security group information for [{group}]: The security "
+                                   f"group '{group}' does not exist (ErrorCode: InvalidGroup.NotFound)")
+
     # -- Describe* -----------------------------------------------------------------------
 
     def describe_vpcs(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ exceeded" and 500 ``ServerException``, the EC2 query protocol as 503
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..kit import faults as kit
 
@@ -33,6 +33,13 @@ class Faults(kit.Faults):
     """How long an interrupted task runs before the interruption."""
     spot_only: bool = False
     """If True, only FARGATE_SPOT tasks are interrupted (what real ECS does)."""
+    launch_limits: dict[str, kit.RateLimit] = field(default_factory=dict)
+    """Task launch-rate buckets by capacity provider (``FARGATE``, ``FARGATE_SPOT``; a plain launchType FARGATE
+    counts as ``FARGATE``), one token per task; a RunTask over it is 400 ``ThrottlingException`` and launches
+    nothing. Realistic mode: 100 burst, 20 per second each (``realistic.FARGATE_LAUNCH``)."""
+    validate_network: bool = False
+    """If True, RunTask's subnets and security groups must exist in the emulated EC2 (``emu.ec2``), as on AWS;
+    else any ``subnet-*``/``sg-*`` name is accepted."""
 
 
 class EcsFaultDice(kit.FaultDice):
@@ -42,6 +49,14 @@ class EcsFaultDice(kit.FaultDice):
 
     def capacity_failure(self) -> bool:
         return self.take("capacity_failures") or self.roll(self.faults.capacity_failure_rate)
+
+    def launch_admits(self, tasks_per_provider: dict[str, int]) -> bool:
+        """Take one launch token per task from each provider's bucket; False (nothing taken) if one lacks them."""
+        limits = self.faults.launch_limits
+        wanted = {provider: n for provider, n in tasks_per_provider.items() if provider in limits}
+        if any(self.tokens(f"launch:{p}", limits[p]) < n for p, n in wanted.items()):
+            return False
+        return all(self.admit(f"launch:{p}", limits[p], cost=n) for p, n in wanted.items())
 
     def spot_interruption(self, capacity_provider: str | None) -> bool:
         if self.faults.spot_only and capacity_provider != "FARGATE_SPOT":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from ..kit import Emulator, Request, Response, RunDefaults, poll_until
+from ..kit import Emulator, Realism, Request, Response, RunDefaults, poll_until, resolve_realism
 from .backend import Backend
 from .ec2 import Ec2
 from .faults import EcsFaultDice, Faults
 from .lifecycle import Timings
 from .protocol import JsonProtocol
 from .query import QueryProtocol, is_query_request
+from .realistic import ECS_PROFILE
 from .tasks import Task
 
 
@@ -39,20 +40,32 @@ class EcsEmulator(Emulator):
     dice: EcsFaultDice
 
     def __init__(self, region: str = "us-east-1", account_id: str = "123456789012", execute: bool = False,
-                 faults: Faults | None = None, *, provisioning_s: float = 0.05, pending_s: float = 0.05,
-                 deprovisioning_s: float = 0.05, default_run_s: float = 0.2, default_exit_code: int = 0,
-                 stop_timeout_s: float = 2.0, auto_create_log_groups: bool = True, workdir: str | None = None,
-                 validate_responses: bool = True, tick_s: float = 0.01):
-        super().__init__(EcsFaultDice(faults if faults is not None else Faults()), tick_s=tick_s)
+                 faults: Faults | None = None, *, provisioning_s: float | None = None,
+                 pending_s: float | None = None, deprovisioning_s: float | None = None, default_run_s: float = 0.2,
+                 default_exit_code: int = 0, stop_timeout_s: float | None = None,
+                 auto_create_log_groups: bool = True, workdir: str | None = None, validate_responses: bool = True,
+                 tick_s: float = 0.01, realistic: bool | float | Realism | None = None):
+        """``realistic``: ``True``/``Realism(...)`` for the account's real rates, launch limits, network checks
+        and Fargate phase times scaled by the time factor (``realistic.py``; None: the ``EMULATOR_REALISTIC``
+        environment variable decides). Phase times given explicitly win over realistic ones."""
+        realism = resolve_realism(realistic)
+        super().__init__(EcsFaultDice(faults if faults is not None else Faults()), tick_s=tick_s,
+                         realism=realism, profile=ECS_PROFILE)
+        phases = ECS_PROFILE.phases(realism) if realism else {}
+
+        def phase(given: float | None, name: str, default: float) -> float:
+            return given if given is not None else phases.get(name, default)
+
+        timings = Timings(phase(provisioning_s, "provisioning", 0.05), phase(pending_s, "pending", 0.05),
+                          phase(deprovisioning_s, "deprovisioning", 0.05), phase(stop_timeout_s, "stop_timeout", 2.0))
         self.region, self.account_id, self.execute = region, account_id, execute
-        self.backend = Backend(
-            region, account_id, dice=self.dice,
-            timings=Timings(provisioning_s, pending_s, deprovisioning_s, stop_timeout_s),
-            defaults=RunDefaults(default_run_s, default_exit_code), execute=execute,
-            workdir=workdir or os.getcwd(), auto_create_log_groups=auto_create_log_groups,
-        )
         self.ec2 = Ec2(region, account_id)
         """EC2 networking on the same endpoint: ``emu.ec2.add_vpc(...)``, ``add_subnet(...)``."""
+        self.backend = Backend(
+            region, account_id, dice=self.dice, timings=timings,
+            defaults=RunDefaults(default_run_s, default_exit_code), execute=execute,
+            workdir=workdir or os.getcwd(), auto_create_log_groups=auto_create_log_groups, ec2=self.ec2,
+        )
         self.protocol = AwsEndpoint(
             JsonProtocol(self.backend, self.dice, self.call_log, self.errors, validate_responses),
             QueryProtocol(self.ec2, region, self.dice, self.call_log, self.errors, validate_responses),

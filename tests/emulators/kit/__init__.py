@@ -8,6 +8,7 @@
 - ``validation``: ``Issue``, the ``Checker`` signature, ``ResponseGuard``
 - ``emulator``: ``Emulator``, the base class with the test-facing knobs; ``poll_until``
 - ``processes``: execute mode: ``ProcessRunner``, ``container_environment``, ``StartFailure``, ``exit_code_of``
+- ``realism``: realistic mode: ``Realism`` (the switch), ``Profile`` (a cloud's rates, knobs, phase times)
 - ``runs``: simulated mode: ``RunDefaults`` (run length and exit code, overridable from a container's env)
 """
 
@@ -26,6 +27,8 @@ from .faults import (
 )
 from .http import HttpServer, Request, Response, WireProtocol, bearer_token
 from .processes import ProcessRunner, StartFailure, container_environment, exit_code_of
+from .realism import Profile, Realism, per_minute
+from .realism import resolve as resolve_realism
 from .routing import RouteMatch, match_route
 from .runs import RunDefaults
 from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
@@ -33,6 +36,7 @@ from .validation import CONSTRAINT, TYPE, Checker, Issue, ResponseGuard, summary
 __all__ = [
     "ACCEPT_THEN_FAIL", "CONSTRAINT", "LOST_RESPONSE", "SERVER_ERROR", "THROTTLE", "TYPE",
     "CallLog", "Checker", "CloudError", "Emulator", "FaultDice", "Faults", "HttpServer", "Issue", "ProcessRunner",
-    "RateLimit", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults", "StartFailure", "WireErrors",
-    "WireProtocol", "bearer_token", "container_environment", "exit_code_of", "match_route", "poll_until", "summary",
+    "Profile", "RateLimit", "Realism", "Request", "Response", "ResponseGuard", "RouteMatch", "RunDefaults",
+    "StartFailure", "WireErrors", "WireProtocol", "bearer_token", "container_environment", "exit_code_of",
+    "match_route", "per_minute", "poll_until", "resolve_realism", "summary",
 ]

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from .calls import CallLog
 from .faults import FaultDice, Faults
 from .http import HttpServer, Request, Response, WireProtocol
+from .realism import Profile, Realism
 
 E = TypeVar("E", bound="Emulator")
 T = TypeVar("T")
@@ -45,8 +46,18 @@ class Emulator:
     protocol: WireProtocol
     """Set by the subclass's ``__init__``; every request goes to ``protocol.handle``."""
 
-    def __init__(self, dice: FaultDice, *, tick_s: float = 0.01):
+    def __init__(self, dice: FaultDice, *, tick_s: float = 0.01, realism: Realism | None = None,
+                 profile: Profile | None = None):
+        self.realism = realism
+        """Realistic mode (``kit.realism``), or None: the emulator's default behaviour."""
+        self._profile = profile
         self.dice = dice
+        if realism is not None:
+            if profile is None:
+                raise ValueError(f"{type(self).__name__} has no realistic profile")
+            profile.apply(dice.faults, realism)
+            if realism.clock is not None:
+                dice.use_clock(realism.clock)
         self.call_log = CallLog()
         self.errors: list[str] = []
         """Emulator bugs: handler crashes, ticker exceptions, responses that break their schema."""
@@ -96,6 +107,8 @@ class Emulator:
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
+        if self.realism is not None and self._profile is not None:
+            self._profile.apply(faults, self.realism)  # new knobs stay realistic
         self.dice.faults = faults  # re-seeds the RNG, refills the rate-limit buckets
 
     @property

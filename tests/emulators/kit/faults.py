@@ -49,6 +49,9 @@ class Faults:
     """Each operation gets its own token bucket of this size; a call finding it empty is throttled."""
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     """Per-operation buckets, overriding ``rate_limit`` (where documented per-API rates go)."""
+    rate_groups: dict[str, str] = field(default_factory=dict)
+    """Operations sharing one bucket: ``{"GetJob": "Read requests", ...}``; the bucket is
+    ``rate_limits[group]``. An operation not listed has its own bucket, ``rate_limits[op]``."""
     lost_responses: int = 0
     """The next N calls are carried out, then answered 5xx as if the response was lost."""
     accept_then_fail: int = 0
@@ -69,6 +72,9 @@ class WireErrors:
     server_error: Callable[[], Exception]
     lost_response: Callable[[], Exception] | None = None
     accept_then_fail: Callable[[], Exception] | None = None
+    rate_limited: Callable[[str], Exception] | None = None
+    """The error for a call refused by bucket ``key`` of ``rate_limits`` (a named quota, such as Cloud Run's
+    "Read requests"); None: the ``throttle`` error."""
 
     def error_for(self, fault: str) -> Exception:
         factory = getattr(self, fault)
@@ -85,10 +91,10 @@ class _TokenBucket:
         self.at = now
         return self.tokens
 
-    def take(self, now: float) -> bool:
-        if self.peek(now) < 1:
+    def take(self, now: float, cost: float = 1) -> bool:
+        if self.peek(now) < cost:
             return False  # a refused call takes no token, as on the clouds' front ends
-        self.tokens -= 1
+        self.tokens -= cost
         return True
 
 
@@ -111,6 +117,12 @@ class FaultDice:
     @property
     def faults(self) -> Faults:
         return self._faults
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Drive the buckets by ``clock`` from now on (realistic mode's injectable clock); refills them."""
+        with self._lock:
+            self._clock = clock
+            self._buckets = {}
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
@@ -142,14 +154,15 @@ class FaultDice:
             jitter = self._rng.uniform(0, f.latency_jitter_s) if f.latency_jitter_s > 0 else 0.0
             return max(0.0, f.latency_s + jitter)
 
-    def admit(self, key: str, limit: RateLimit | None) -> bool:
-        """Take a token from the bucket named ``key`` (True if there was one, or no ``limit``).
+    def admit(self, key: str, limit: RateLimit | None, cost: float = 1) -> bool:
+        """Take ``cost`` tokens from the bucket named ``key`` (True if it had them, or no ``limit``).
 
         Operations use their own name as ``key``; a backend can keep other
-        buckets, such as a per-account task launch rate (``"launch:FARGATE"``).
+        buckets, such as a per-account task launch rate (``"launch:FARGATE"``,
+        ``cost`` = the tasks one RunTask launches). A refused call takes nothing.
         """
         with self._lock:
-            return self._admit(key, limit)
+            return self._admit(key, limit, cost)
 
     def admit_all(self, limits: dict[str, RateLimit]) -> str | None:
         """Take one token from every bucket in ``limits``, or none at all.
@@ -188,23 +201,30 @@ class FaultDice:
             bucket = self._buckets[key] = _TokenBucket(limit, now)
         return bucket
 
-    def _admit(self, key: str, limit: RateLimit | None) -> bool:
+    def _admit(self, key: str, limit: RateLimit | None, cost: float = 1) -> bool:
         if limit is None:
             return True
         now = self._clock()
-        return self._bucket(key, limit, now).take(now)
+        return self._bucket(key, limit, now).take(now, cost)
 
     def request_fault(self, op: str) -> str | None:
         """``THROTTLE``, ``SERVER_ERROR`` or None for this call (no sleeping)."""
+        return self._request_fault(op)[0]
+
+    def _request_fault(self, op: str) -> tuple[str | None, str | None]:
+        """The fault and, for a call an empty bucket refused, that bucket's key."""
         with self._lock:
             if not self.targets(op):
-                return None
-            limit = self._faults.rate_limits.get(op, self._faults.rate_limit)
-            if not self._admit(op, limit) or self._roll(self._faults.throttle_rate):
-                return THROTTLE
+                return None, None
+            key = self._faults.rate_groups.get(op, op)
+            limit = self._faults.rate_limits.get(key, self._faults.rate_limit)
+            if not self._admit(key, limit):
+                return THROTTLE, key
+            if self._roll(self._faults.throttle_rate):
+                return THROTTLE, None
             if self._roll(self._faults.server_error_rate):
-                return SERVER_ERROR
-            return None
+                return SERVER_ERROR, None
+            return None, None
 
     def response_fault(self, op: str, *, mutating: bool = False) -> str | None:
         """``LOST_RESPONSE``, ``ACCEPT_THEN_FAIL`` or None for a call already carried out."""
@@ -219,7 +239,9 @@ class FaultDice:
         delay = self.latency()
         if delay:
             self._sleep(delay)
-        fault = self.request_fault(op)
+        fault, bucket = self._request_fault(op)
+        if bucket is not None and wire.rate_limited is not None:
+            raise wire.rate_limited(bucket)
         if fault is not None:
             raise wire.error_for(fault)
 
