@@ -66,10 +66,6 @@ class Zygote:
         self._socket: socket.socket | None = None
         self._retry_start_at = 0.0
 
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
     def ready(self) -> bool:
         """Start the zygote if there is none or it died, and wait for it; False when it cannot be used.
 
