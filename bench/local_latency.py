@@ -11,6 +11,15 @@ latency is also reported from the moment the create call returned. The job comma
 100 Prefect engine imports do not load the 2-core machine being measured.
 
     python bench/local_latency.py --runs 100 --interval 0.1
+
+With --vs-process-worker it instead measures time to RUNNING with the real engine,
+side by side with Prefect's own Process worker on the same server: every --interval
+seconds (default 4) one run of the ``hello`` example is created in our local:push pool
+and one in a ``process`` pool served by ``prefect worker start``; it prints, from each
+run's creation, claim (PENDING) and RUNNING latency p50/p95 for both. --cold turns our
+warm engine off (every run starts ``prefect flow-run execute``), for the before/after.
+
+    python bench/local_latency.py --vs-process-worker --runs 10 --interval 4
 """
 
 from __future__ import annotations
@@ -93,9 +102,17 @@ async def measure(api_url: str, workdir: Path, runs: int, interval: float) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=0.1, help="seconds between run creations")
+    parser.add_argument("--runs", type=int, default=100, help="runs (per pool with --vs-process-worker)")
+    parser.add_argument("--interval", type=float, default=None, help="seconds between run creations (0.1; 4 with --vs-process-worker)")
+    parser.add_argument("--vs-process-worker", action="store_true", help="time to RUNNING, ours beside Prefect's Process worker")
+    parser.add_argument("--cold", action="store_true", help="with --vs-process-worker: our warm engine off")
     args = parser.parse_args()
+    if args.vs_process_worker:
+        from bench.local_vs_process_worker import run_side_by_side
+
+        run_side_by_side(args.runs, 4.0 if args.interval is None else args.interval, warm=not args.cold)
+        return
+    args.interval = 0.1 if args.interval is None else args.interval
     workdir = Path(tempfile.mkdtemp(prefix="bench-local-"))
     api_url = os.environ.get("PREFECT_API_URL")
     started = time.monotonic()

@@ -101,6 +101,16 @@ class LocalSettings(BaseModel):
         description="Interpreter that runs the supervisor (standard library only; any Python 3.10+ works).",
     )
 
+    warm_engine: bool = Field(
+        default=True,
+        description=(
+            "Start runs whose command is Prefect's default from a warm engine: a process per dispatcher that "
+            "imported Prefect once and forks each run's supervisor and engine, instead of starting "
+            "`prefect flow-run execute` (seconds of imports per run). Isolation, limits, stopping and metering "
+            "are the same; runs with another command or interpreter start cold. false: every run starts cold."
+        ),
+    )
+
     @field_validator("state_dir", "envs_dir")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -15,12 +15,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from providers import redaction
 from providers.errors import SubmissionRejected, TransientProviderError
 from providers.local import rundir
+
+if TYPE_CHECKING:
+    from providers.local.warm import Zygote
+
 
 #: Dispatcher variables a flow run inherits unless its job configuration sets them.
 INHERITED_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH", "LANG", "TMPDIR")
@@ -34,6 +38,10 @@ STALE_SUBMIT_S = 15.0
 #: How long the supervisor may take to read its spec (it reads it first thing; a hung one gets a cut spec).
 SPEC_HANDOVER_S = 10.0
 _POLL_S = 0.05
+
+
+class ZygoteUncertain(Exception):
+    """The warm engine's zygote took a whole request but did not answer: a supervisor may or may not exist."""
 
 
 def flow_run_env(configured: dict[str, str | None], memory_capped: bool) -> dict[str, str]:
@@ -59,10 +67,14 @@ def flow_run_env(configured: dict[str, str | None], memory_capped: bool) -> dict
     return env
 
 
-def create_run(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) -> dict[str, Any] | None:
+def create_run(
+    run_dir: Path, spec: dict[str, Any], python: str, hostname: str, zygote: Zygote | None = None
+) -> dict[str, Any] | None:
     """Create the run directory and start its supervisor; None if the directory already existed.
 
     ``os.mkdir`` is the idempotency lock: exactly one caller creates the directory.
+    With a zygote and a spec marked ``warm``, the zygote forks the supervisor (the warm
+    engine); when it cannot, the supervisor is started cold, as without one.
     Returns the supervisor record written to ``supervisor.json``.
     """
     run_dir.parent.mkdir(mode=rundir.PRIVATE_DIR_MODE, parents=True, exist_ok=True)
@@ -72,11 +84,25 @@ def create_run(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) 
         return None
     try:
         write_public_spec(run_dir / rundir.SPEC, spec)
-        supervisor = start_supervisor(run_dir, python)
+        pid = zygote.start_supervisor(run_dir, spec) if zygote is not None and spec.get("warm") else None
+        if pid is None:
+            return _start_cold(run_dir, {**spec, "warm": False}, python, hostname)
+    except ZygoteUncertain:
+        # It may have forked a supervisor, which records itself: the directory stays, as after a submit that died.
+        return existing_run(run_dir)
     except BaseException:
         # Nothing was started: release the lock so a retry can start the run.
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    # The zygote is the supervisor's parent and reaps it; the supervisor also records itself.
+    record = {"pid": pid, "start_ticks": rundir.proc_start_ticks(pid), "hostname": hostname}
+    rundir.write_json_atomic(run_dir / rundir.SUPERVISOR, record)
+    return record
+
+
+def _start_cold(run_dir: Path, spec: dict[str, Any], python: str, hostname: str) -> dict[str, Any]:
+    """Start ``python -m providers.local.supervisor`` and hand it the spec over its stdin."""
+    supervisor = start_supervisor(run_dir, python)
     # A supervisor that does not get the whole spec (we die or it hangs) records FAILED_TO_START itself.
     send_spec(supervisor, spec, SPEC_HANDOVER_S)
     # While we live, we are the supervisor's parent: reap it so it leaves no zombie.
@@ -140,7 +166,7 @@ def is_stale_without_supervisor(run_dir: Path) -> bool:
 def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """What spec.json keeps for debugging: no env values, no arguments (either may hold secrets)."""
     secrets = spec.get("secrets", [])
-    public = {key: spec.get(key) for key in ("flow_run_id", "attempt_id", "memory_mib", "cpu", "max_runtime_s", "stop_grace_s", "stream_output")}
+    public = {key: spec.get(key) for key in ("flow_run_id", "attempt_id", "memory_mib", "cpu", "max_runtime_s", "stop_grace_s", "stream_output", "warm")}
     public["program"] = redaction.redact_text(spec["argv"][0], secrets)
     public["argument_count"] = len(spec["argv"]) - 1
     public["cwd"] = redaction.redact_text(spec["cwd"], secrets)

@@ -31,7 +31,7 @@ from providers.base import (
 )
 from providers.commands import command_argv
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
-from providers.local import launch, packages, prune
+from providers.local import launch, packages, prune, warm
 from providers.local import runs as local_runs
 from providers.local.checks import check_local_settings
 from providers.local.config import LocalJobConfiguration, LocalSettings, LocalVariables
@@ -58,6 +58,8 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         self.hostname = socket.gethostname()
         self._orphans = local_runs.OrphanTerminator(self.settings.stop_grace_s)
         self._prune_failing = False  # log a failing prune once, not every minute
+        # Started on the first warm run (never by merely constructing the provider, e.g. for `check`).
+        self._zygote = warm.Zygote(self.settings.state_dir) if self.settings.warm_engine else None
 
     # -- pure --------------------------------------------------------------------------
 
@@ -134,6 +136,11 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             self._prune_failing = False
             logger.info("pruning local run directories works again")
 
+    async def aclose(self) -> None:
+        """Stop the warm engine's zygote; runs it started go on (they are detached, like cold ones)."""
+        if self._zygote is not None:
+            await asyncio.to_thread(self._zygote.close)
+
     def _log_prune_failure(self, what: str) -> None:
         level = logging.DEBUG if self._prune_failing else logging.WARNING
         self._prune_failing = True
@@ -146,8 +153,10 @@ class LocalProvider(Provider[LocalJobConfiguration]):
         self.validate(configuration)  # stats working_dir, hence in the worker thread
         run_dir = self._run_dir(request.attempt_id)
         spec = self._spec(request, configuration, run_dir)
+        if spec["warm"] and not (self._zygote is not None and self._zygote.ready()):
+            spec["warm"] = False  # no usable zygote: start cold rather than wait or fail
         with provider_errors(f"start flow run {request.flow_run_id}", permanent=SubmissionRejected):
-            record = launch.create_run(run_dir, spec, self.settings.python, self.hostname)
+            record = launch.create_run(run_dir, spec, self.settings.python, self.hostname, self._zygote)
             if record is not None:
                 logger.info("started local supervisor %s for flow run %s", record["pid"], spec["flow_run_id"])
                 return Submission(infrastructure_id=self._infrastructure_id(record), created=True)
@@ -176,13 +185,17 @@ class LocalProvider(Provider[LocalJobConfiguration]):
             )
 
     def _spec(self, request: SubmitRequest, configuration: LocalJobConfiguration, run_dir: Path) -> dict[str, Any]:
+        # pip_packages (prefect:managed): the command runs in its package set's cached environment (cold).
+        argv = packages.in_environment(command_argv(configuration), getattr(configuration, "pip_packages", None),
+                                       self.settings.envs_dir)
+        env = launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None)
         return {
             "flow_run_id": str(request.flow_run_id),
             "attempt_id": str(request.attempt_id),
-            # pip_packages (prefect:managed): the command runs in its package set's cached environment.
-            "argv": packages.in_environment(command_argv(configuration), getattr(configuration, "pip_packages", None),
-                                            self.settings.envs_dir),
-            "env": launch.flow_run_env(configuration.env, memory_capped=configuration.memory is not None),
+            "argv": argv,
+            "env": env,
+            # Forked from the pre-imported engine when that runs exactly what argv would (else cold).
+            "warm": self._zygote is not None and warm.is_warm_eligible(argv, env),
             "cwd": str(configuration.working_dir or run_dir),
             "memory_mib": configuration.memory,
             "cpu": configuration.cpu,

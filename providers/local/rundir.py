@@ -112,19 +112,28 @@ def live_group_members(pgid: int) -> list[int]:
 
 
 def live_descendants(ancestor: int) -> list[int]:
-    """Pids of live (non-zombie) processes below ``ancestor`` in the process tree, whatever their group."""
+    """Pids of live (non-zombie) processes below ``ancestor`` in the process tree, whatever their group.
+
+    The tree is walked through zombies too: /proc is read one process at a time, so a
+    child may still name as parent a process that died (and handed it to a subreaper)
+    while we read; a dead parent not yet reaped still links it to ``ancestor``.
+    """
     children: dict[int, list[int]] = {}
+    live: set[int] = set()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         fields = _proc_stat_fields(int(entry.name))
-        if fields and fields[0] not in ("Z", "X"):
+        if fields:
             children.setdefault(int(fields[1]), []).append(int(entry.name))  # field 4: ppid
+            if fields[0] not in ("Z", "X"):
+                live.add(int(entry.name))
     found: list[int] = []
     todo = list(children.get(ancestor, []))
     while todo:
         pid = todo.pop()
-        found.append(pid)
+        if pid in live:
+            found.append(pid)
         todo.extend(children.get(pid, []))
     return found
 

@@ -14,6 +14,11 @@ leaves nothing secret behind.
 Signals: SIGTERM (the provider's stop), SIGINT and SIGHUP all end the command's
 process group: SIGTERM, ``stop_grace_s`` for it to finish, then SIGKILL.
 
+With the warm engine (:mod:`providers.local.zygote`) this code runs in a process forked
+from a zygote that imported Prefect, with the spec in memory (:func:`supervise_run`), and
+the command is a fork of it that runs the engine (:mod:`providers.local.warm_child`)
+instead of an exec'd ``prefect flow-run execute``; everything below holds for both.
+
 Like a container, a run ends with its main process: the supervisor is a child
 subreaper (Linux), so processes the command started in sessions of their own
 (``prefect flow-run execute`` starts the engine that way) stay below it, and all
@@ -34,7 +39,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from providers import redaction
 from providers.local import rundir
@@ -46,6 +51,14 @@ GROUP_POLL_S = 0.05
 SPEC_TIMEOUT_S = 60.0
 #: A spec larger than this is not one the provider wrote.
 MAX_SPEC_BYTES = 64 * 1024 * 1024
+
+
+class Child(Protocol):
+    """The command's process as the supervisor uses it: a Popen, or the warm engine's fork."""
+
+    pid: int
+
+    def wait(self) -> int: ...
 
 
 class SpecError(Exception):
@@ -71,6 +84,15 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         _release_stdin()
+    return supervise_run(run_dir, spec)
+
+
+def supervise_run(run_dir: Path, spec: dict[str, Any]) -> int:
+    """Start the command, supervise it and record how it ended (we are subreaper and recorded already).
+
+    Also the entry point of a supervisor forked by the warm engine (:mod:`providers.local.zygote`),
+    which has the spec in memory and the wake signals blocked since before it existed.
+    """
     if (run_dir / rundir.STOP_REQUESTED).exists():  # stopped before we could block signals
         _record_exit(run_dir, None, "STOPPED", "stopped on request before the command started")
         return 0
@@ -162,14 +184,20 @@ def redact_output(run_dir: Path, secrets: list[str]) -> None:
             pass
 
 
-def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes] | None:
-    """Start the command in a new process group with its limits; None when it could not start."""
+def _start_child(run_dir: Path, spec: dict[str, Any]) -> Child | None:
+    """Start the command in a new session with its limits; None when it could not start."""
     argv = spec["argv"]
     memory_bytes = _memory_limit_bytes(spec.get("memory_mib"))
     cpus = _pick_cpus(spec.get("cpu"))
     output = _open_output(run_dir, spec.get("stream_output", True))
     try:
-        child = subprocess.Popen(
+        if spec.get("warm"):
+            # The warm engine: a fork of this (pre-imported) process becomes the engine, in
+            # place of exec'ing `prefect flow-run execute`; same session, limits and parent.
+            from providers.local import warm_child
+
+            return warm_child.fork_engine(spec, output.fileno(), lambda: _prepare_child(memory_bytes, cpus))
+        return subprocess.Popen(
             argv,
             env=spec["env"],
             cwd=spec["cwd"],
@@ -189,7 +217,6 @@ def _start_child(run_dir: Path, spec: dict[str, Any]) -> subprocess.Popen[bytes]
         return None
     finally:
         output.close()
-    return child
 
 
 def _record_self(run_dir: Path) -> None:
@@ -202,15 +229,18 @@ def _record_self(run_dir: Path) -> None:
     rundir.write_json_atomic(run_dir / rundir.SUPERVISOR, record)
 
 
-def _record_start(run_dir: Path, child: subprocess.Popen[bytes]) -> None:
+def _record_start(run_dir: Path, child: Child) -> None:
+    warm = not isinstance(child, subprocess.Popen)
     started = {
         "pid": child.pid,
         "pid_start_ticks": rundir.proc_start_ticks(child.pid),
         "supervisor_pid": os.getpid(),
         "started_at": rundir.utc_now_iso(),
+        "warm": warm,
     }
     rundir.write_json_atomic(run_dir / rundir.STARTED, started)
-    print(f"supervisor {os.getpid()}: started command pid {child.pid}", flush=True)
+    how = " (warm engine: forked, not exec'd)" if warm else ""
+    print(f"supervisor {os.getpid()}: started command pid {child.pid}{how}", flush=True)
 
 
 def _open_output(run_dir: Path, keep_output: bool) -> BinaryIO:
@@ -244,7 +274,7 @@ def _pick_cpus(cpu: float | None) -> set[int] | None:
 
 
 def _prepare_child(memory_bytes: int | None, cpus: set[int] | None) -> None:
-    """Runs in the child between fork and exec."""
+    """Runs in the child between fork and exec (or, warm, between fork and the engine)."""
     # The signal mask survives exec; the command must see SIGTERM and friends normally.
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     if memory_bytes is not None:
@@ -253,7 +283,7 @@ def _prepare_child(memory_bytes: int | None, cpus: set[int] | None) -> None:
         os.sched_setaffinity(0, cpus)
 
 
-def _supervise(child: subprocess.Popen[bytes], spec: dict[str, Any]) -> tuple[int, str, str]:
+def _supervise(child: Child, spec: dict[str, Any]) -> tuple[int, str, str]:
     """Wait for the command, a stop signal or the backstop deadline; return (returncode, cause, reason)."""
     grace = float(spec.get("stop_grace_s", 10))
     max_runtime_s = spec.get("max_runtime_s")
@@ -280,7 +310,7 @@ def _has_exited(pid: int) -> bool:
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def _end_group(child: subprocess.Popen[bytes], grace: float) -> int:
+def _end_group(child: Child, grace: float) -> int:
     """SIGTERM the command's group, give it ``grace`` seconds, SIGKILL what is left; return the returncode."""
     rundir.signal_group(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -310,13 +340,18 @@ def _kill_descendants(keep: int | None = None) -> None:
     Stopped first, all of them, so none sees another die and reports for the run
     (an engine whose parent vanished would otherwise propose its own Crashed).
     """
-    victims = rundir.live_descendants(os.getpid())
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
-        for pid in victims:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+    victims: list[int] = []
+    for _round in range(3):  # again, for any that forked while we looked (stopped ones cannot)
+        new = [pid for pid in rundir.live_descendants(os.getpid()) if pid not in victims]
+        if not new:
+            break
+        victims += new
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in new:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
     deadline = time.monotonic() + 2.0
     pending = [pid for pid in victims if pid != keep]
     while pending and time.monotonic() < deadline:

@@ -128,13 +128,16 @@ async def test_run_over_max_runtime_times_out(prefect_api_url, prefect_client, l
 
 
 async def test_runtime_cap_ends_timed_out_however_late_the_watcher_comes(prefect_api_url, prefect_client, local_pool, tmp_path):
-    """The watcher ticks every 10 s here, long after the supervisor's backstop (cap + 2 s grace)
-    killed the flow and the dying engine set its own Crashed: the run still ends TimedOut."""
+    """The watcher ticks every 25 s here, long after the supervisor's backstop (cap + 2 s grace)
+    killed the flow (a cold engine dying may set its own Crashed): the run still ends TimedOut.
+
+    25 s, not less: the first run waits for the warm engine's zygote to import Prefect (seconds on a
+    loaded machine), and a tick within the 2 s grace after the cap would stop the run itself."""
     from dispatcher.config import LoopConfig
 
     run = await _one_run(prefect_client, local_pool, "sleeps", seconds=120)
     config = dispatcher_config(prefect_api_url, local_pool, tmp_path, pool_type_limits=Limits(max_runtime_s=3),
-                               loop=LoopConfig(poll_interval_s=0.2, watch_interval_s=10, pending_grace_s=15))
+                               loop=LoopConfig(poll_interval_s=0.2, watch_interval_s=25, pending_grace_s=15))
     async with running_dispatcher(config):
         runs = await wait_until(prefect_client, [run.id], lambda r: is_final(r) and r.state.name == "TimedOut", timeout_s=90)
         exited = json.loads((run_dir(tmp_path / "local-runs", run.id) / "exited.json").read_text())
