@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import sys
 import time
 import uuid
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.remote import RemoteEmulator  # noqa: E402
 from bench.stats import peak_rss_mib, percentile  # noqa: E402
 from dispatcher.loops.retry import call_with_retries  # noqa: E402
 from providers.base import InfraPhase, RunLimits, RunRef, SubmitRequest  # noqa: E402
@@ -57,53 +57,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-
-
-class RemoteEmulator:
-    """The emulator in its own process, so the CPU and event-loop figures are the provider's alone."""
-
-    def __init__(self, **kwargs) -> None:
-        self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("fork").Process(target=_serve, args=(child, kwargs), daemon=True)
-
-    def __enter__(self) -> "RemoteEmulator":
-        self._process.start()
-        self.endpoint_url = self._conn.recv()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._ask("stop")
-        self._process.join(10)
-
-    def _ask(self, what: str):
-        self._conn.send(what)
-        return self._conn.recv()
-
-    @property
-    def calls(self) -> dict[str, int]:
-        return self._ask("calls")
-
-    @property
-    def errors(self) -> list[str]:
-        return self._ask("errors")
-
-    @property
-    def cpu_s(self) -> float:
-        return self._ask("cpu")
-
-
-def _serve(conn, kwargs) -> None:
-    with CloudRunEmulator(**kwargs) as emu:
-        conn.send(emu.endpoint_url)
-        while True:
-            what = conn.recv()
-            if what == "stop":
-                conn.send(None)
-                return
-            if what == "cpu":
-                conn.send(time.process_time())
-            else:
-                conn.send(dict(emu.calls) if what == "calls" else list(emu.errors))
 
 
 class Watch:
@@ -150,7 +103,7 @@ async def phase(args: argparse.Namespace, throttle_rate: float, runs: int, quota
     args = argparse.Namespace(**{**vars(args), "runs": runs})
     faults = Faults(latency_s=args.latency, latency_jitter_s=args.jitter, throttle_rate=throttle_rate, seed=1,
                     run_requests_per_minute=quota or None)
-    with RemoteEmulator(project=PROJECT, region=REGION, default_run_s=args.run_seconds, faults=faults,
+    with RemoteEmulator(CloudRunEmulator, project=PROJECT, region=REGION, default_run_s=args.run_seconds, faults=faults,
                         tick_s=0.05) as emu:
         # Phase 3 starts from the provider's default pace (1/s, bursts of 10) and lets it find the quota.
         pace = {} if quota else {"run_rate_per_s": args.run_rate, "run_rate_max_per_s": args.run_rate,

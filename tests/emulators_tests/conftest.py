@@ -14,6 +14,13 @@ from tests.emulators.aci import AciEmulator, Timings, aio_aci_client  # noqa: E4
 from tests.emulators.cloud_run import CloudRunEmulator  # noqa: E402
 from tests.emulators.ecs import EcsEmulator  # noqa: E402
 from tests.emulators_tests.ecs_helpers import client  # noqa: E402
+from tests.emulators_tests.fake_clock import FakeClock  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The realistic-mode tests' clock: buckets refill when a test moves it."""
+    return FakeClock()
 
 
 @pytest.fixture

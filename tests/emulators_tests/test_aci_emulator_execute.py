@@ -10,7 +10,13 @@ from azure.mgmt.resource import ResourceManagementClient
 from azure.mgmt.resource.resources.models import Deployment, DeploymentProperties
 
 from tests.emulators.aci import StaticTokenCredential, aio_aci_client, client_kwargs
-from tests.emulators_tests.aci_helpers import RG, container, error_code, group, python_group
+from tests.emulators_tests.aci_helpers import (
+    RG,
+    container,
+    error_code,
+    group,
+    python_group,
+)
 
 
 async def test_execute_runs_the_command_with_its_env_and_serves_its_logs(aci_live):

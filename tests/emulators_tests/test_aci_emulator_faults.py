@@ -9,7 +9,14 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from tests.emulators.aci import ACI_CREATE_QUOTA, AciEmulator, Faults, aio_aci_client
 from tests.emulators.kit import RateLimit
-from tests.emulators_tests.aci_helpers import RG, arm, container, error_code, group, group_path
+from tests.emulators_tests.aci_helpers import (
+    RG,
+    arm,
+    container,
+    error_code,
+    group,
+    group_path,
+)
 
 
 def create(aci, name="g1", body=None, **kw):

@@ -7,7 +7,14 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from tests.emulators.aci import AciEmulator, Timings, aio_aci_client
-from tests.emulators_tests.aci_helpers import RG, arm, container, error_code, group, group_path
+from tests.emulators_tests.aci_helpers import (
+    RG,
+    arm,
+    container,
+    error_code,
+    group,
+    group_path,
+)
 
 
 async def test_create_without_polling_answers_201_pending_with_the_async_operation(aci, aci_emu):

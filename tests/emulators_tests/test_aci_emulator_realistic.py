@@ -15,19 +15,6 @@ from tests.emulators.kit import Realism
 from tests.emulators_tests.aci_helpers import RG, arm, group, group_path
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def create(aci, name="g1", body=None):
     return aci.container_groups.begin_create_or_update(RG, name, body or group(), polling=False)
 

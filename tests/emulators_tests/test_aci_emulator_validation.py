@@ -8,7 +8,15 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from tests.emulators.aci.groups import ContainerGroup
-from tests.emulators_tests.aci_helpers import RG, arm, body, container, error_code, group, group_path
+from tests.emulators_tests.aci_helpers import (
+    RG,
+    arm,
+    body,
+    container,
+    error_code,
+    group,
+    group_path,
+)
 
 
 def put(emu, payload, name="g1"):
@@ -94,7 +102,10 @@ def test_model_required_members_missing(aci_emu):
 
 
 async def test_identities_come_back_with_their_ids_and_secrets_do_not(aci, aci_emu):
-    from azure.mgmt.containerinstance.models import ContainerGroupIdentity, UserAssignedIdentities
+    from azure.mgmt.containerinstance.models import (
+        ContainerGroupIdentity,
+        UserAssignedIdentities,
+    )
 
     identity_id = (f"/subscriptions/{aci_emu.subscription_id}/resourceGroups/rg/providers/"
                    "Microsoft.ManagedIdentity/userAssignedIdentities/flows")

@@ -7,7 +7,13 @@ import time
 
 from google.api_core.future.polling import DEFAULT_POLLING
 
-from tests.emulators_tests.cloud_run_helpers import clients, completed, create, run, wait_done
+from tests.emulators_tests.cloud_run_helpers import (
+    clients,
+    completed,
+    create,
+    run,
+    wait_done,
+)
 
 FAST_POLLING = DEFAULT_POLLING.with_delay(initial=0.02, maximum=0.05)
 ENV_DUMP = ("import json, os, sys; print(json.dumps({k: os.environ.get(k) for k in ('A', 'B', 'C', 'CLOUD_RUN_JOB', "

@@ -10,7 +10,15 @@ from google.api_core.future.polling import DEFAULT_POLLING
 from google.cloud import run_v2
 
 from tests.emulators.cloud_run import CloudRunEmulator, Faults
-from tests.emulators_tests.cloud_run_helpers import clients, completed, create, job, raw, run, wait_done
+from tests.emulators_tests.cloud_run_helpers import (
+    clients,
+    completed,
+    create,
+    job,
+    raw,
+    run,
+    wait_done,
+)
 
 State = run_v2.Condition.State
 Reason = run_v2.Condition.ExecutionReason

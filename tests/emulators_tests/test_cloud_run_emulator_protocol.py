@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from google.api_core import exceptions
 from google.api import launch_stage_pb2
+from google.api_core import exceptions
 from google.cloud import run_v2
 from google.longrunning import operations_pb2
 
 from tests.emulators.cloud_run import Auth, CloudRunEmulator, Faults
 from tests.emulators.cloud_run import resources as cr_resources
-from tests.emulators_tests.cloud_run_helpers import clients, create, job, raw, raw_job, run, wait_done
+from tests.emulators_tests.cloud_run_helpers import (
+    clients,
+    create,
+    job,
+    raw,
+    raw_job,
+    run,
+    wait_done,
+)
 
 READY = run_v2.Condition.State.CONDITION_SUCCEEDED
 

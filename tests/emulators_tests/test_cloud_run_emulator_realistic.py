@@ -17,19 +17,6 @@ from tests.emulators_tests.cloud_run_helpers import clients, create, job
 READY_AT_ONCE = {"job_ready_s": 0.0}  # create().result() would otherwise poll the operation a whole second
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def test_job_run_quota_at_its_default_then_refill(clock):
     with CloudRunEmulator(realistic=Realism(clock=clock), **READY_AT_ONCE) as emu:
         jobs, _, _ = clients(emu)

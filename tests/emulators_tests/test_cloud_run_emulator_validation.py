@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions
 
-from tests.emulators.cloud_run.validation import parse_cpu, parse_quantity, resource_violations
+from tests.emulators.cloud_run.validation import (
+    parse_cpu,
+    parse_quantity,
+    resource_violations,
+)
 from tests.emulators_tests.cloud_run_helpers import clients, create, raw, raw_job, run
 
 LIMITS = "job.template.template.containers[0].resources.limits"

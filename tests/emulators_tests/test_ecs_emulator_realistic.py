@@ -13,21 +13,9 @@ from tests.emulators.ecs import EcsEmulator, Faults
 from tests.emulators.ecs.realistic import CAPACITY_REASON
 from tests.emulators.kit import RateLimit, Realism
 from tests.emulators_tests.ecs_helpers import NO_RETRY, client, error, register, run
+from tests.emulators_tests.fake_clock import FakeClock
 
 DEFAULT_NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-0defaulta"], "securityGroups": ["sg-0default"]}}
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def realistic_emulator(clock: FakeClock, **realism) -> EcsEmulator:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulators.kit import (THROTTLE, FaultDice, Faults, Profile, RateLimit, Realism, WireErrors, per_minute,
-                                 resolve_realism)
+from tests.emulators.kit import (
+    THROTTLE,
+    FaultDice,
+    Faults,
+    Profile,
+    RateLimit,
+    Realism,
+    WireErrors,
+    per_minute,
+    resolve_realism,
+)
 
 
 class Clock:
