@@ -111,7 +111,8 @@ def test_calls_and_permissions_are_counted_per_operation(cr):
     list(executions.list_executions(request=run_v2.ListExecutionsRequest(parent=f"{cr.parent}/jobs/-")))
     raw(cr, "GET", f"/v2/{name}/executions/none")  # a 404 is still a call, and still needed the permission
     assert cr.calls == {"CreateJob": 1, "RunJob": 1, "GetExecution": 2, "ListExecutions": 1}
-    assert cr.permissions == {"run.jobs.create": 1, "run.jobs.run": 1, "run.jobs.runWithOverrides": 1,
-                              "run.executions.get": 2, "run.executions.list": 1}
+    # Creating a job that runs as a service account also needs actAs on it (what IAM checks).
+    assert cr.permissions == {"run.jobs.create": 1, "iam.serviceAccounts.actAs": 1, "run.jobs.run": 1,
+                              "run.jobs.runWithOverrides": 1, "run.executions.get": 2, "run.executions.list": 1}
     cr.reset_calls()
     assert cr.calls == {} and cr.permissions == {}

@@ -101,7 +101,7 @@ def test_provider_sections_are_validated_by_each_providers_settings_model(tmp_pa
     }})
     assert problems_of(path) == [
         f"{path}: providers.local.stop_grace: unknown key 'stop_grace' (did you mean 'stop_grace_s'?); "
-        "allowed: state_dir, stop_grace_s, retention_s, envs_dir, python",
+        "allowed: state_dir, stop_grace_s, retention_s, envs_dir, python, warm_engine",
         f"{path}: providers.ecs.max_attempts: must be greater than or equal to 1, got 0",
         f"{path}: providers.ecs.credentials.profile: unknown key 'profile' (did you mean 'profile_name'?); "
         "allowed: aws_access_key_id, aws_secret_access_key, aws_session_token, profile_name, region_name, "
