@@ -191,6 +191,12 @@ class LoopConfig(BaseModel):
     )
     heartbeat_interval_s: float = Field(default=30.0, gt=0, description="Pool heartbeat period (pool shows READY).")
     watch_interval_s: float = Field(default=2.0, gt=0, description="How often in-flight runs are observed.")
+    prefect_sweep_every_ticks: int = Field(
+        default=15, ge=1,
+        description="Every this many watch ticks, every watched run is read from Prefect. On the other ticks only "
+        "runs that may need an action are: infrastructure not steadily running, a state other than Running at the "
+        "last read, past the runtime cap, or CANCELLING now (one filtered query). 1: every run, every tick.",
+    )
     max_concurrent_submissions: int = Field(default=32, ge=1, description="Submissions in flight per workspace.")
     submit_deadline_s: float = Field(
         default=900.0, gt=0, description="How long throttling/capacity errors may delay a submission before it fails."

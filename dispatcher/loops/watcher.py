@@ -57,6 +57,8 @@ class Watcher:
         self._marked: set[UUID] = set()  # owned attempts whose row names this replica as their watcher
         self._view: tuple[str, ...] = ()  # the live replicas when the marks were last read
         self._ticks = 0
+        self._sweeps = 0
+        self._steady = SteadyRuns()
 
     async def tick(self) -> None:
         """Observe all watched attempts once and act on each, each on its own.
@@ -74,13 +76,31 @@ class Watcher:
     async def _observe_and_act(self, watched: list[TrackedRun]) -> None:
         statuses = await self._observe_infrastructure(watched)
         try:
-            runs = await self.prefect.read_runs(list({run.flow_run_id for run in watched}))
+            looked_at = await self._needing_prefect(watched, statuses)
+            runs = await self.prefect.read_runs(list({run.flow_run_id for run in looked_at}))
         except PrefectUnavailable:
             await self._enforce_caps_without_prefect(watched, statuses)
             raise
         self._ledger_failed_this_tick = False
-        for tracked in watched:
-            await self._handle_isolated(tracked, runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id])
+        for tracked in looked_at:
+            flow_run, status = runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id]
+            self._steady.note(tracked, flow_run, status)
+            await self._handle_isolated(tracked, flow_run, status)
+
+    async def _needing_prefect(self, watched: list[TrackedRun], statuses: dict[UUID, InfraStatus | None]) -> list[TrackedRun]:
+        """The runs to read from Prefect and act on this tick: all of them on a sweep tick; otherwise those that
+        may need an action (see :class:`SteadyRuns`), plus those CANCELLING now, found by one filtered query."""
+        self._sweeps += 1
+        if self._sweeps % self.loop.prefect_sweep_every_ticks == 0:
+            self._steady.keep_only(watched)
+            return watched
+        unsteady = {run.attempt.attempt_id for run in watched
+                    if not self._steady.is_steady(run, statuses[run.attempt.attempt_id])}
+        if len(unsteady) == len(watched):
+            return watched
+        pools = sorted({run.pool.name for run in watched})
+        cancelling = {run.id for run in await self.prefect.runs_in_states(pools, [StateType.CANCELLING])}
+        return [run for run in watched if run.attempt.attempt_id in unsteady or run.flow_run_id in cancelling]
 
     async def _watched_here(self) -> list[TrackedRun]:
         """The attempts this replica owns, and those it holds for another until that one has adopted them."""
@@ -299,3 +319,30 @@ def _remember(tracked: TrackedRun, status: InfraStatus) -> None:
     """The last timestamps seen, in case the infrastructure vanishes before reporting its teardown."""
     tracked.last_started_at = status.started_at or tracked.last_started_at
     tracked.last_stopped_at = status.stopped_at or tracked.last_stopped_at
+
+
+class SteadyRuns:
+    """Attempts that need nothing from Prefect until something changes: at the last read the run was
+    Running and its infrastructure running, and it still is, short of its runtime cap. Such a run can only
+    need an action if a person cancels it (CANCELLING: a filtered query each tick), sets its state by hand
+    or deletes it (seen at the next sweep); everything else shows in the infrastructure first."""
+
+    def __init__(self) -> None:
+        self._steady: set[UUID] = set()
+
+    def note(self, tracked: TrackedRun, flow_run: FlowRun | None, status: InfraStatus | None) -> None:
+        attempt_id = tracked.attempt.attempt_id
+        if (flow_run is not None and flow_run.state is not None and flow_run.state.type == StateType.RUNNING
+                and status is not None and status.phase == InfraPhase.RUNNING):
+            self._steady.add(attempt_id)
+        else:
+            self._steady.discard(attempt_id)
+
+    def is_steady(self, tracked: TrackedRun, status: InfraStatus | None) -> bool:
+        return (tracked.attempt.attempt_id in self._steady and status is not None
+                and status.phase == InfraPhase.RUNNING
+                and not over_runtime_cap(status, seconds_since(tracked.submitted_at), tracked.max_runtime_s))
+
+    def keep_only(self, watched: list[TrackedRun]) -> None:
+        self._steady &= {run.attempt.attempt_id for run in watched}
+

@@ -189,10 +189,14 @@ class PrefectApi:
         except ObjectNotFound:
             return None
 
-    @prefect_call
     async def active_runs(self, pools: list[str]) -> list[FlowRun]:
         """Every PENDING/RUNNING/CANCELLING run of these pools (paginated)."""
-        flow_run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(ACTIVE_STATES))))
+        return await self.runs_in_states(pools, list(ACTIVE_STATES))
+
+    @prefect_call
+    async def runs_in_states(self, pools: list[str], states: list[StateType]) -> list[FlowRun]:
+        """Every run of these pools whose state is one of ``states`` (paginated)."""
+        flow_run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
         pool_filter = WorkPoolFilter(name=WorkPoolFilterName(any_=pools))
         runs: list[FlowRun] = []
         while True:
