@@ -190,7 +190,8 @@ def _pool_types_help() -> str:
     servable = set(registry.servable_kinds())
     for pool_type in registry.push_pool_types():
         if pool_type == registry.MANAGED_POOL_TYPE:
-            lines.append(f"  {pool_type:<32}--managed-provider's (runs with Prefect Managed's limits)")
+            lines.append(f"  {pool_type:<32}Prefect Managed's variables (image, pip_packages, env...) on "
+                         "--managed-provider; 4 vCPU / 16 GiB / 128 GiB, 24 h")
             continue
         kind = registry.kind_for_pool_type(pool_type, managed_provider="")  # not prefect:managed: unused
         note = "" if kind in servable else ": template only, not served until its provider lands"
