@@ -36,7 +36,7 @@ from dispatcher.loops.shards import Shards
 from dispatcher.loops.submitter import Submitter
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
-from dispatcher.prefect.states import set_state
+from dispatcher.prefect.states import set_state, undo_claim
 from providers.errors import InvalidJobConfiguration, ProviderError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class Recovery:
             return
         pid = flow_run.infrastructure_pid
         if pid:
+            if await self._unrecorded_claim(flow_run, pool):
+                return
             if not self.inflight.watching_infrastructure(flow_run.id, pid):
                 attempt, row = await self._attempt_of_infrastructure(flow_run, pid)
                 await self._adopt(flow_run, pool, attempt, pid, row.submitted_at if row else None)
@@ -123,6 +125,27 @@ class Recovery:
             # Nothing recorded as started. (Had the dispatcher died in the instant between the
             # provider accepting and the ledger write, the engine inside sees CANCELLING and exits.)
             await set_state(self.prefect, flow_run.id, Cancelled(message="Cancelled before any infrastructure was started."))
+
+    async def _unrecorded_claim(self, flow_run: FlowRun, pool: ServedPool) -> bool:
+        """A PENDING claim past the grace that no ledger row records, on a run whose infrastructure id is an
+        earlier attempt's: its claimer lost it (an answer lost, killed before the ledger write). Without this
+        the run would wait in PENDING for good: the earlier attempt's infrastructure hides it from the
+        unsubmitted-claim path below. A claim that landed on a finished run is undone; any other is re-driven
+        as its own attempt (its id is the claim's). True: handled (here, or by the claim's owner)."""
+        state = flow_run.state
+        if state is None or state.type != StateType.PENDING or seconds_since(state.timestamp) <= self.loop.pending_grace_s:
+            return False
+        rows = await self.ledger.attempts(str(flow_run.id))
+        if any(row.attempt_id in (str(state.id), str(flow_run.id)) for row in rows):
+            return False
+        if not self.shards.owns(state.id):
+            return True
+        if await undo_claim(self.prefect, flow_run.id, state) is not None:
+            return True
+        attempt = Attempt(flow_run_id=flow_run.id, attempt_id=state.id)
+        log.warning("%s was claimed %ds ago and never recorded; re-driving it", attempt, seconds_since(state.timestamp))
+        self.dispatching.redrive(flow_run, pool, attempt)
+        return True
 
     async def _attempt_of_infrastructure(self, flow_run: FlowRun, infrastructure_id: str) -> tuple[Attempt, LedgerRun | None]:
         """The attempt that started this infrastructure: from the ledger, else from the run's last claim."""

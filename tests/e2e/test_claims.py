@@ -73,3 +73,28 @@ async def test_a_scheduled_run_is_claimed(submitter_and_pool, prefect_client, lo
     assert attempt is not None and attempt.flow_run_id == run.id
     assert (await prefect_client.read_flow_run(run.id)).state.id == attempt.attempt_id
     assert [a.attempt_id for a in await ledger.attempts(str(run.id))] == [str(attempt.attempt_id)]
+
+
+async def test_a_lost_claim_on_a_finished_run_is_undone_by_recovery(prefect_api_url, prefect_client, local_pool, tmp_path):
+    """A claim that landed on a finished run and that its claimer lost (no ledger row: its answer never
+    came back) leaves the run PENDING behind the earlier attempt's infrastructure id. Recovery restores the
+    run's end and starts nothing more. (Seen once with two replicas and 50 runs: the run stayed Pending.)"""
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.responses import SetStateStatus
+    from prefect.states import Pending
+
+    from tests.conftest import dispatcher_config, running_dispatcher
+    from tests.e2e.helpers import is_final, wait_until
+
+    run = await prefect_client.create_flow_run_from_deployment(await deploy_example(prefect_client, "hello", local_pool))
+    loop = LoopConfig(poll_interval_s=0.2, watch_interval_s=0.3, pending_grace_s=1)
+    async with running_dispatcher(dispatcher_config(prefect_api_url, local_pool, tmp_path, loop=loop)):
+        first = await wait_until(prefect_client, [run.id], is_final, timeout_s=120)
+        assert first[run.id].state.type == StateType.COMPLETED
+        lost = await prefect_client.set_flow_run_state(run.id, Pending())
+        assert lost.status == SetStateStatus.ACCEPT  # Prefect takes a claim on a finished run
+        done = await wait_until(prefect_client, [run.id], lambda r: r.state.type == StateType.COMPLETED, timeout_s=60)
+    history = sorted(await prefect_client.read_flow_run_states(run.id), key=lambda state: state.timestamp)
+    assert [state.name for state in history][-2:] == ["Pending", "Completed"]
+    assert done[run.id].state.type == StateType.COMPLETED
+    assert len(list((tmp_path / "local-runs").glob("*/spec.json"))) == 1  # nothing was started again
