@@ -36,7 +36,7 @@ from dispatcher.loops.shards import Shards
 from dispatcher.loops.submitter import Submitter
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
-from dispatcher.prefect.states import set_state, undo_claim
+from dispatcher.prefect.states import ended_after, restore_end, set_state
 from providers.errors import InvalidJobConfiguration, ProviderError
 
 log = logging.getLogger(__name__)
@@ -130,17 +130,23 @@ class Recovery:
         """A PENDING claim past the grace that no ledger row records, on a run whose infrastructure id is an
         earlier attempt's: its claimer lost it (an answer lost, killed before the ledger write). Without this
         the run would wait in PENDING for good: the earlier attempt's infrastructure hides it from the
-        unsubmitted-claim path below. A claim that landed on a finished run is undone; any other is re-driven
-        as its own attempt (its id is the claim's). True: handled (here, or by the claim's owner)."""
+        unsubmitted-claim path below. If the run ended after the last attempt the ledger records, the claim
+        came late and that end is restored (the claim's own timestamp can sort before that attempt's states:
+        seen in a 50-run two-replica burst); otherwise it is re-driven as its own attempt (its id is the
+        claim's). True: handled (here, or by the claim's owner)."""
         state = flow_run.state
         if state is None or state.type != StateType.PENDING or seconds_since(state.timestamp) <= self.loop.pending_grace_s:
             return False
         rows = await self.ledger.attempts(str(flow_run.id))
-        if any(row.attempt_id in (str(state.id), str(flow_run.id)) for row in rows):
+        if not rows or any(row.attempt_id in (str(state.id), str(flow_run.id)) for row in rows):
             return False
         if not self.shards.owns(state.id):
             return True
-        if await undo_claim(self.prefect, flow_run.id, state) is not None:
+        # Did the run end after the last attempt we recorded? Then the claim came late: restore that end.
+        last = max(rows, key=lambda row: row.attempt)
+        end = await ended_after(self.prefect, flow_run.id, UUID(last.attempt_id), ignoring=state.id)
+        if end is not None:
+            await restore_end(self.prefect, flow_run.id, end)
             return True
         attempt = Attempt(flow_run_id=flow_run.id, attempt_id=state.id)
         log.warning("%s was claimed %ds ago and never recorded; re-driving it", attempt, seconds_since(state.timestamp))

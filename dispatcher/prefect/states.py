@@ -39,9 +39,23 @@ async def undo_claim(prefect: PrefectApi, flow_run_id: UUID, claim: State) -> St
     before = [state for state in history if state.timestamp < claim.timestamp and state.id != claim.id]
     if not before or not before[-1].is_final():
         return None
-    previous = before[-1]
+    return await restore_end(prefect, flow_run_id, before[-1])
+
+
+async def ended_after(prefect: PrefectApi, flow_run_id: UUID, claim_id: UUID, ignoring: UUID) -> State | None:
+    """The latest final state after the claim ``claim_id`` in the run's history (``ignoring`` one state:
+    a later claim, whose own timestamp may be its client's and sort anywhere); None if it did not end."""
+    history = await prefect.read_states(flow_run_id)
+    # A legacy attempt (id = flow run id) names no state: then any end in the history counts.
+    position = next((i for i, state in enumerate(history) if state.id == claim_id), -1)
+    ends = [state for state in history[position + 1:] if state.is_final() and state.id != ignoring]
+    return ends[-1] if ends else None
+
+
+async def restore_end(prefect: PrefectApi, flow_run_id: UUID, previous: State) -> State | None:
+    """Put a run a late claim moved out of its final state ``previous`` back into it (forced)."""
     restored = previous.model_copy(update={"id": uuid4(), "timestamp": None, "state_details": previous.state_details.model_copy()})
     result = await prefect.propose(flow_run_id, restored, force=True)
-    log.warning("flow run %s had ended (%s) before our claim landed; its state is restored, nothing was started",
+    log.warning("flow run %s had ended (%s) before a claim landed; its state is restored, nothing was started",
                 flow_run_id, previous.name)
     return result.state

@@ -98,3 +98,4 @@ async def test_a_lost_claim_on_a_finished_run_is_undone_by_recovery(prefect_api_
     assert [state.name for state in history][-2:] == ["Pending", "Completed"]
     assert done[run.id].state.type == StateType.COMPLETED
     assert len(list((tmp_path / "local-runs").glob("*/spec.json"))) == 1  # nothing was started again
+
