@@ -226,6 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     pool = sub.add_parser("pool", help="Work pools.").add_subparsers(
         dest="pool_command", required=True, parser_class=_HelpReadAtFormatTime
     )
+    _add_pool_create(pool)
+    _add_pool_from_terraform(pool)
+
+    usage = sub.add_parser(
+        "usage", help="Compute usage per workspace and month, or one month grouped.",
+        description="Without --by: billed compute per workspace and month. With --by: one month (default this\n"
+                    "month) per pool, deployment, flow, provider or day, runs in flight included, with estimated\n"
+                    "costs at the configuration's prices (the usage API's figures).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    usage.add_argument("--config", help="dispatcher.yaml (for its ledger_dsn and prices).")
+    usage.add_argument("--ledger", help="Ledger DSN (overrides --config).")
+    usage.add_argument("--workspace")
+    usage.add_argument("--month", help="YYYY-MM")
+    usage.add_argument("--by", choices=[g.value for g in GroupBy], type=GroupBy, help="Group one month this way.")
+    output = usage.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="JSON instead of a table.")
+    output.add_argument("--csv", action="store_true", help="CSV instead of a table.")
+    usage.set_defaults(func=_usage)
+
+    demo = sub.add_parser("demo", help="Run the end-to-end demo on the local provider (no cloud account).")
+    demo.add_argument("--runs", type=int, default=6)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _add_pool_create(pool: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse names no public type
     create = pool.add_parser(
         "create", help="Create a push pool with its base job template.", epilog_from=_pool_types_help,
         description="Create a push pool through Prefect's REST API, with a base job template whose\n"
@@ -243,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--overwrite", action="store_true", help="Replace the template of an existing pool.")
     create.set_defaults(func=_pool_create)
 
+
+def _add_pool_from_terraform(pool: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse names no public type
     from_tf = pool.add_parser(
         "from-terraform", help="Create or update a pool's credentials block and defaults from Terraform outputs.",
         description="Read `terraform output -json` of one of our modules (terraform/aws-ecs, gcp-cloud-run,\n"
@@ -271,28 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--config", help="Use a workspace's connection from this dispatcher.yaml instead.")
     from_tf.add_argument("--workspace", help="With --config: the workspace (needed when it has several).")
     from_tf.set_defaults(func=_pool_from_terraform)
-
-    usage = sub.add_parser(
-        "usage", help="Compute usage per workspace and month, or one month grouped.",
-        description="Without --by: billed compute per workspace and month. With --by: one month (default this\n"
-                    "month) per pool, deployment, flow, provider or day, runs in flight included, with estimated\n"
-                    "costs at the configuration's prices (the usage API's figures).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    usage.add_argument("--config", help="dispatcher.yaml (for its ledger_dsn and prices).")
-    usage.add_argument("--ledger", help="Ledger DSN (overrides --config).")
-    usage.add_argument("--workspace")
-    usage.add_argument("--month", help="YYYY-MM")
-    usage.add_argument("--by", choices=[g.value for g in GroupBy], type=GroupBy, help="Group one month this way.")
-    output = usage.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="JSON instead of a table.")
-    output.add_argument("--csv", action="store_true", help="CSV instead of a table.")
-    usage.set_defaults(func=_usage)
-
-    demo = sub.add_parser("demo", help="Run the end-to-end demo on the local provider (no cloud account).")
-    demo.add_argument("--runs", type=int, default=6)
-    demo.set_defaults(func=_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
