@@ -35,11 +35,12 @@ async def undo_claim(prefect: PrefectApi, flow_run_id: UUID, claim: State) -> St
     only PENDING, RUNNING and CANCELLING runs refuse a second claim. A claim that raced a run
     which finished meanwhile must not start it again.
     """
-    history = await prefect.read_states(flow_run_id)
-    before = [state for state in history if state.timestamp < claim.timestamp and state.id != claim.id]
-    if not before or not before[-1].is_final():
+    # The state it replaced is the latest other one: nothing moves a claimed run on before we look, and the
+    # claim's own timestamp is its client's (it can sort before states committed earlier than it).
+    others = [state for state in await prefect.read_states(flow_run_id) if state.id != claim.id]
+    if not others or not others[-1].is_final():
         return None
-    return await restore_end(prefect, flow_run_id, before[-1])
+    return await restore_end(prefect, flow_run_id, others[-1])
 
 
 async def ended_after(prefect: PrefectApi, flow_run_id: UUID, claim_id: UUID, ignoring: UUID) -> State | None:
