@@ -121,20 +121,37 @@ def _start_cold(run_dir: Path, spec: dict[str, Any], python: str, hostname: str)
 
 
 def read_supervisor_record(run_dir: Path) -> dict[str, Any] | None:
-    """The supervisor record of a run, or None if this run was never started here."""
-    return rundir.read_json(run_dir / rundir.SUPERVISOR)
+    """The supervisor record of a run, or None if this run was never started here.
+
+    A supervisor that never got its spec started nothing: None too, so that it is neither
+    metered nor mistaken for the run.
+    """
+    return None if rundir.spec_lost(run_dir) else rundir.read_json(run_dir / rundir.SUPERVISOR)
 
 
 def existing_run(run_dir: Path) -> dict[str, Any]:
-    """The supervisor record of a run another submit created, waiting briefly for it to appear."""
+    """The supervisor record of a run another submit created, waiting briefly for its outcome.
+
+    Waits (up to EXISTING_WAIT_S) until the supervisor has started the command or ended, so
+    that a supervisor whose submit died while handing it the spec is seen as such: nothing
+    of the run ran, so the directory is moved aside and the retry starts the run afresh.
+    """
     deadline = time.monotonic() + EXISTING_WAIT_S
+    record = None
     while True:
         record = rundir.read_json(run_dir / rundir.SUPERVISOR)
-        if record is not None:
-            return record
-        if time.monotonic() >= deadline:
+        settled = (run_dir / rundir.STARTED).exists() or (run_dir / rundir.EXITED).exists()
+        if record is not None and settled or time.monotonic() >= deadline:
             break
         time.sleep(_POLL_S)
+    if rundir.spec_lost(run_dir):
+        _abandon(run_dir)
+        raise TransientProviderError(
+            "an earlier submit of this flow run died while handing its supervisor the spec; submitting again",
+            code="SpecNotDelivered",
+        )
+    if record is not None:
+        return record
     if is_stale_without_supervisor(run_dir):
         _abandon(run_dir)
         raise TransientProviderError(

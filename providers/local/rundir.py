@@ -67,6 +67,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def spec_lost(run_dir: Path) -> bool:
+    """True when the supervisor ended without its spec: the submit died mid-handover and nothing ran."""
+    exited = read_json(run_dir / EXITED)
+    return exited is not None and exited.get("spec_received") is False
+
+
 def _proc_stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat after the command name (field 3 onwards), None if no such process."""
     try:

@@ -80,7 +80,9 @@ def main(argv: list[str]) -> int:
         spec = read_spec(sys.stdin.fileno(), SPEC_TIMEOUT_S)
     except (OSError, SpecError) as exc:
         why = exc if isinstance(exc, SpecError) else exc.strerror or type(exc).__name__
-        _record_exit(run_dir, None, "FAILED_TO_START", f"could not read the run spec from the dispatcher: {why}")
+        # Nothing of the run was started: the submit that dies here is taken over by the next one.
+        reason = f"could not read the run spec from the dispatcher: {why}"
+        _record_exit(run_dir, None, "FAILED_TO_START", reason, spec_received=False)
         return 1
     finally:
         _release_stdin()
@@ -374,12 +376,15 @@ def _reaped(pid: int) -> bool:
     return True
 
 
-def _record_exit(run_dir: Path, returncode: int | None, cause: str, reason: str, stopped_at: str | None = None) -> None:
+def _record_exit(
+    run_dir: Path, returncode: int | None, cause: str, reason: str, stopped_at: str | None = None, *, spec_received: bool = True
+) -> None:
     exited = {
         "exit_code": None if returncode is None else rundir.exit_code_from_returncode(returncode),
         "stopped_at": stopped_at or rundir.utc_now_iso(),
         "cause": cause,
         "reason": reason,
+        "spec_received": spec_received,
     }
     rundir.write_json_atomic(run_dir / rundir.EXITED, exited)
     print(f"supervisor {os.getpid()}: {cause}: {reason}", flush=True)

@@ -346,3 +346,32 @@ async def test_supervisor_records_itself_when_the_launcher_dies_right_after_star
     assert again.infrastructure_id == found.infrastructure_id and not again.created
     supervisor.wait(timeout=10)
     assert await provider.find(request(cfg)) is None
+
+
+@pytest.mark.parametrize("sent", [0, 20], ids=["nothing", "half"])
+async def test_submit_that_died_while_handing_over_the_spec_is_started_again(provider, settings, sent: int) -> None:
+    """The dispatcher was killed between starting the supervisor and finishing the spec (CI saw it Crashed)."""
+    from providers.local import launch
+
+    marker = settings.state_dir.parent / "ran.txt"
+    cfg = LocalJobConfiguration(command=python_command(f"open({str(marker)!r}, 'a').write('x')"))
+    req = request(cfg)
+    run_dir = settings.state_dir / str(req.flow_run_id)
+    run_dir.mkdir(parents=True, mode=0o700)
+    spec = provider._spec(req, cfg, run_dir)
+    launch.write_public_spec(run_dir / "spec.json", spec)
+    supervisor = launch.start_supervisor(run_dir, settings.python)
+    assert supervisor.stdin is not None
+    supervisor.stdin.write(json.dumps(spec).encode()[:sent])
+    supervisor.stdin.close()  # ...the launcher dies here
+    supervisor.wait(timeout=10)
+    assert json.loads((run_dir / "exited.json").read_text())["spec_received"] is False
+    assert await provider.find(req) is None  # nothing ran: nothing to meter or watch
+
+    with pytest.raises(TransientProviderError, match="handing its supervisor the spec"):
+        await provider.submit(req)  # the re-drive after the restart
+    submission = await provider.submit(req)  # the retry policy's next call
+    assert submission.created
+    ref = RunRef(flow_run_id=req.flow_run_id, attempt_id=req.attempt_id, infrastructure_id=submission.infrastructure_id, configuration=cfg)
+    assert (await wait_for(provider, ref, InfraPhase.EXITED)).exit_code == 0
+    assert marker.read_text() == "x"  # the command ran exactly once
