@@ -1,68 +1,114 @@
-"""The cloud behind the chaos scenarios, in one place: today the ECS emulator and its fault knobs.
+"""The cloud behind the chaos scenarios: one adapter per emulator, in realistic mode.
 
-Every scenario gets its cloud from ``ecs_cloud`` and its faults from the profiles below, so a
-more realistic emulator mode (the emulators' realistic mode: API quotas, launch rates, phase
-times) can be switched on here, in ``ecs_cloud``, for all of them; the suite uses only the fault
-knobs every emulator has today.
-Infrastructure is counted at the emulator: one ECS task per attempt, found by the flow run id
-the dispatcher puts in the task's environment (``PREFECT__FLOW_RUN_ID``).
+A scenario never names a cloud: it gets its emulator, the dispatcher's provider settings,
+the job variables and the fault profile from a ``ChaosCloud``; the invariants read the
+infrastructure each flow run got from ``infrastructure()``, counted at the emulator. Scenarios
+marked ``@pytest.mark.clouds(...)`` run on each cloud named (default: ECS only; see conftest).
+
+Every emulator runs in realistic mode (``tests/emulators/kit/realism.py``): the cloud's API
+quotas and launch-rate limits, network objects checked against emulated state, phase times
+scaled by ``TIME_FACTOR``. The faults of a scenario come on top of that.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import random
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tests.emulators.ecs import EcsEmulator, Faults, Task
+from tests.emulators.kit import Faults, Realism
 
-SUBNETS = {"subnets": ["subnet-0chaos"], "assignPublicIp": "ENABLED"}
-
-
-@contextlib.contextmanager
-def ecs_cloud(workdir: Path) -> Iterator[EcsEmulator]:
-    """The ECS emulator in execute mode: each task runs its container command on this machine."""
-    with EcsEmulator(execute=True, workdir=str(workdir), stop_timeout_s=2.0) as emu:
-        yield emu
+#: The real cloud's phase times, this much faster, so a scenario stays within its time budget.
+TIME_FACTOR = 0.01
+REALISM = Realism(time_factor=TIME_FACTOR)
+#: What the dispatcher puts in every run's environment, and how the adapters find a run's infrastructure.
+FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"
 
 
-def provider_settings(emu: EcsEmulator) -> dict:
-    """The dispatcher's ``providers.ecs`` section for this cloud."""
-    credentials = {"aws_access_key_id": "AKIACHAOS", "aws_secret_access_key": "chaos-secret", "region_name": emu.region,
-                   "aws_client_parameters": {"endpoint_url": emu.endpoint_url}}
-    return {"credentials": credentials, "retry_mode": "standard", "max_attempts": 3}
+@dataclass(frozen=True)
+class Infra:
+    """One piece of infrastructure the cloud started for a flow run, as the invariants check it."""
+
+    flow_run_id: str
+    key: str
+    """What ``ChaosCloud.key_of`` makes of the infrastructure id the dispatcher recorded for it."""
+    starts: int
+    """How many times the cloud started it (an ACI group PUT again is started again)."""
+    ended: bool
+    failed_to_start: bool
+    billed_from: float | None
+    """When the cloud starts billing it (epoch seconds); None: never billed."""
+    stopped_at: float | None
 
 
-def job_variables(command: str) -> dict:
-    return {"network_configuration": SUBNETS, "command": command}
+class ChaosCloud(ABC):
+    """One cloud's emulator set up for the chaos cluster, and how to read its infrastructure."""
+
+    name: str
+    """The dispatcher's provider name (``providers.<name>`` in its config)."""
+    pool_type: str
+
+    @abstractmethod
+    def emulator(self, workdir: Path) -> contextlib.AbstractContextManager[Any]:
+        """The emulator in execute mode (each run's command runs on this machine) and realistic mode."""
+
+    @abstractmethod
+    def provider_settings(self, emu: Any) -> dict:
+        """The dispatcher's ``providers.<name>`` section for this emulator."""
+
+    @abstractmethod
+    def job_variables(self, emu: Any, command: str) -> dict:
+        """The deployment's job variables: the run's command, and where it runs."""
+
+    @abstractmethod
+    def no_faults(self) -> Faults:
+        """This emulator's fault knobs, all off (realistic mode switches its own back on)."""
+
+    @abstractmethod
+    def api_faults(self, rng: random.Random) -> tuple[Faults, int]:
+        """Throttling, 5xx, lost responses and accept-then-fail on the calls that start and watch runs,
+        plus launches that never start; returns the faults and how many runs must end Crashed."""
+
+    @abstractmethod
+    def infrastructure(self, emu: Any) -> list[Infra]:
+        """Everything the cloud started, ended or not, deleted or not."""
+
+    @abstractmethod
+    def key_of(self, infrastructure_id: str) -> str:
+        """The ``Infra.key`` an infrastructure id recorded by the dispatcher names."""
+
+    def spent(self, faults: Faults) -> bool:
+        """Every countdown of ``api_faults`` was used up by the burst."""
+        return (faults.lost_responses, faults.accept_then_fail, getattr(faults, "start_failures", 0)) == (0, 0, 0)
 
 
-def api_faults(rng: random.Random, scale: float = 1.0) -> Faults:
-    """Throttling, 5xx, lost responses and accept-then-fail on the calls that start and watch tasks."""
-    return Faults(
-        throttle_rate=round(rng.uniform(0.1, 0.25) * scale, 3),
-        server_error_rate=round(rng.uniform(0.05, 0.15) * scale, 3),
+def shared_rates(rng: random.Random, ops: set[str], **countdowns: int) -> dict[str, Any]:
+    """The fault rates every cloud gets, seeded; ``countdowns`` are its own knobs."""
+    return dict(
+        throttle_rate=round(rng.uniform(0.1, 0.25), 3),
+        server_error_rate=round(rng.uniform(0.05, 0.15), 3),
         lost_responses=rng.randint(2, 4),
         accept_then_fail=rng.randint(2, 4),
-        ops={"RunTask", "DescribeTasks", "StopTask", "RegisterTaskDefinition", "DescribeTaskDefinition"},
+        ops=ops,
         seed=rng.randrange(2**32),
+        **countdowns,
     )
 
 
-def start_failures(rng: random.Random) -> int:
-    """How many tasks are launched but never start (TaskFailedToStart): their runs end Crashed."""
-    return rng.randint(1, 2)
+def by_flow_run(infra: list[Infra]) -> dict[str, list[Infra]]:
+    grouped: dict[str, list[Infra]] = {}
+    for item in infra:
+        grouped.setdefault(item.flow_run_id, []).append(item)
+    return grouped
 
 
-def tasks_per_flow_run(emu: EcsEmulator) -> dict[str, list[Task]]:
-    tasks: dict[str, list[Task]] = collections.defaultdict(list)
-    for task in emu.tasks.values():
-        tasks[task.environment.get("PREFECT__FLOW_RUN_ID", "?")].append(task)
-    return tasks
+def cloud_named(name: str) -> ChaosCloud:
+    from tests.chaos.cloud_aci import AciChaos
+    from tests.chaos.cloud_cloud_run import CloudRunChaos
+    from tests.chaos.cloud_ecs import EcsChaos
 
-
-def task_arn(infrastructure_id: str) -> str:
-    """Prefect's ECS infrastructure id is ``cluster::task_arn``."""
-    return infrastructure_id.partition("::")[2] or infrastructure_id
+    clouds: dict[str, ChaosCloud] = {c.name: c for c in (EcsChaos(), CloudRunChaos(), AciChaos())}
+    return clouds[name]

@@ -1,6 +1,9 @@
 """Fixtures of the chaos suite: its own restartable Prefect server, the cluster of replicas every
 scenario runs on (tests/chaos/rig.py), a seeded RNG whose seed is printed when a scenario fails.
 
+The cloud: ECS unless a scenario is marked ``@pytest.mark.clouds("ecs", "cloud-run", "aci")``; then
+it runs once per cloud named, each on a cluster of its own (one cluster is up at a time).
+
 Replay a failure with ``CHAOS_SEED=<seed>``; soak with ``CHAOS_SOAK=1`` (see README.md).
 """
 
@@ -17,7 +20,7 @@ from prefect.client.orchestration import PrefectClient
 from sqlalchemy.engine import make_url
 
 from dispatcher.prefect.pools import create_pool
-from tests.chaos import cloud
+from tests.chaos.cloud import ChaosCloud, cloud_named
 from tests.chaos.prefect_server import RestartablePrefect
 from tests.chaos.rig import SOAK, Cluster, Rig, scale
 from tests.postgres import PG_SERVER, in_own_loop, pg_admin
@@ -29,6 +32,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Soak rounds: the same scenario again with the next seeds."""
     if "chaos_round" in metafunc.fixturenames:
         metafunc.parametrize("chaos_round", range(scale().rounds), ids=lambda n: f"round{n}")
+    if "chaos_cloud" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("clouds")
+        # Session scope: pytest groups the scenarios by cloud, so each cloud's cluster starts once.
+        metafunc.parametrize("chaos_cloud", marker.args if marker else ("ecs",), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def chaos_cloud(request: pytest.FixtureRequest) -> ChaosCloud:
+    return cloud_named(request.param)
 
 
 @pytest.fixture
@@ -82,15 +94,17 @@ async def chaos_client(chaos_prefect: RestartablePrefect) -> AsyncIterator[Prefe
 
 
 @pytest.fixture(scope="session")
-def chaos_cluster(chaos_prefect: RestartablePrefect, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def chaos_cluster(chaos_prefect: RestartablePrefect, chaos_cloud: ChaosCloud,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Replicas, proxies, the cloud and a fresh PostgreSQL ledger, for every scenario of the session."""
     name, dsn = _create_database("chaos_ledger")
     workdir = tmp_path_factory.mktemp("chaos-cluster")
     try:
-        with cloud.ecs_cloud(workdir) as emu:
-            cluster = Cluster(chaos_prefect, emu, dsn, workdir)
+        with chaos_cloud.emulator(workdir) as emu:
+            cluster = Cluster(chaos_prefect, chaos_cloud, emu, dsn, workdir)
             try:
-                in_own_loop(create_pool(chaos_prefect.api_url, cluster.pool, "ecs:push", managed_provider="ecs"))
+                in_own_loop(create_pool(chaos_prefect.api_url, cluster.pool, chaos_cloud.pool_type,
+                                        managed_provider=chaos_cloud.name))
                 yield cluster
             finally:
                 cluster.stop()

@@ -1,7 +1,7 @@
 """The chaos cluster and one scenario's view of it.
 
 ``Cluster`` (one per test session, started on first use): the chaos Prefect server, a
-PostgreSQL ledger, the cloud (``cloud.py``), a pool, and dispatcher replica processes that
+PostgreSQL ledger, the cloud (a ``ChaosCloud``, ``cloud.py``), a pool, and dispatcher replica processes that
 reach Prefect and the ledger through fault proxies (transparent until a scenario degrades or
 cuts them). Scenarios run one after another on it, as faults come one after another to a
 long-running deployment; starting replicas once per session, not per scenario, keeps the
@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -29,10 +30,9 @@ from prefect.client.orchestration import PrefectClient
 from dispatcher.config import DispatcherConfig, LoopConfig, PoolConfig, ServiceConfig, WorkspaceConfig
 from dispatcher.demo.embedded import free_port
 from dispatcher.demo.examples.deploy import deploy_example
-from tests.chaos import cloud
+from tests.chaos.cloud import ChaosCloud, by_flow_run
 from tests.chaos.prefect_server import RestartablePrefect
 from tests.chaos.replicas import ReplicaProcess
-from tests.emulators.ecs import EcsEmulator, Faults
 from tests.faultproxy import FaultProxy, HttpFaults
 
 ENGINE = Path(__file__).resolve().parent / "engine.py"
@@ -61,8 +61,8 @@ def scale() -> Scale:
 
 
 class Cluster:
-    def __init__(self, prefect: RestartablePrefect, emu: EcsEmulator, dsn: str, workdir: Path) -> None:
-        self.prefect, self.emu, self.dsn, self.workdir = prefect, emu, dsn, workdir
+    def __init__(self, prefect: RestartablePrefect, cloud: ChaosCloud, emu: Any, dsn: str, workdir: Path) -> None:
+        self.prefect, self.cloud, self.emu, self.dsn, self.workdir = prefect, cloud, emu, dsn, workdir
         self.scale = scale()
         self.pool = f"chaos-{uuid.uuid4().hex[:8]}"
         api, db = urlsplit(prefect.api_url), urlsplit(dsn)
@@ -76,8 +76,8 @@ class Cluster:
         return DispatcherConfig(
             workspaces=[WorkspaceConfig(name=WORKSPACE, api_url=f"http://127.0.0.1:{self.prefect_proxy.port}/api",
                                         pools=[PoolConfig(name=self.pool)])],
-            ledger_dsn=proxied_dsn, managed_provider="ecs", instance_name=name,
-            providers={"ecs": cloud.provider_settings(self.emu)},
+            ledger_dsn=proxied_dsn, managed_provider=self.cloud.name, instance_name=name,
+            providers={self.cloud.name: self.cloud.provider_settings(self.emu)},
             loop=LOOP, service=ServiceConfig(port=free_port(), log_level="INFO"),
         )
 
@@ -86,7 +86,7 @@ class Cluster:
         for proxy in (self.prefect_proxy, self.ledger_proxy):
             proxy.restore()
             proxy.degrade(HttpFaults())
-        self.emu.faults = Faults()
+        self.emu.faults = self.cloud.no_faults()  # (realistic mode stays on)
         for replica in self.replicas:
             if not replica.running:
                 replica.start()
@@ -107,12 +107,13 @@ class Rig:
     def __init__(self, cluster: Cluster, client: PrefectClient, rng: random.Random) -> None:
         self.cluster, self.client, self.rng = cluster, client, rng
         self.prefect, self.emu, self.dsn, self.scale = cluster.prefect, cluster.emu, cluster.dsn, cluster.scale
+        self.cloud = cluster.cloud
         self.replicas = cluster.replicas
 
     async def burst(self, n: int | None = None, final: str = "COMPLETED") -> list[UUID]:
         command = f"{sys.executable} {ENGINE} {self.prefect.api_url} {self.scale.run_s} {final}"
         deployment_id = await deploy_example(self.client, "hello", self.cluster.pool, name=f"chaos-{uuid.uuid4().hex[:6]}",
-                                             job_variables=cloud.job_variables(command))
+                                             job_variables=self.cloud.job_variables(self.emu, command))
         gate = asyncio.Semaphore(8)  # a burst, without queueing dozens of requests at the test server
 
         async def create():
@@ -123,8 +124,8 @@ class Rig:
 
     def started(self, ids: list[UUID]) -> int:
         """How many of the runs have infrastructure at the cloud: the progress kill points are chosen on."""
-        tasks = cloud.tasks_per_flow_run(self.emu)
-        return sum(1 for i in ids if str(i) in tasks)
+        started = by_flow_run(self.cloud.infrastructure(self.emu))
+        return sum(1 for i in ids if str(i) in started)
 
     async def until_started(self, ids: list[UUID], k: int, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -146,7 +147,7 @@ async def settle(rig: Rig, ids: list[UUID], **kwargs) -> dict:
     from tests.chaos.invariants import settle_and_check
 
     try:
-        summary = await settle_and_check(rig.client, ids, rig.dsn, rig.emu, **kwargs)
+        summary = await settle_and_check(rig.client, ids, rig.dsn, rig.cloud, rig.emu, **kwargs)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{rig.logs()}") from None
     print(f"settled: {summary}")

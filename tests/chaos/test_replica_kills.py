@@ -1,5 +1,5 @@
-"""kill -9 of dispatcher replicas at seeded points of a burst; each killed replica is started again
-at once (its start-up is not waited for, so a later kill may land while it is starting)."""
+"""kill -9 of dispatcher replicas at seeded points of a burst, on every cloud; each killed replica is
+started again at once (its start-up is not waited for, so a later kill may land while it is starting)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tests.chaos.rig import settle
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
+@pytest.mark.clouds("ecs", "cloud-run", "aci")
 async def test_replicas_killed_at_random_points_of_a_burst(rig, chaos_round):
     ids = await rig.burst()
     for point in rig.points(len(ids), rig.scale.kills):

@@ -227,7 +227,14 @@ async def test_command_not_found(provider: LocalProvider) -> None:
 async def test_survives_a_dispatcher_restart(settings: LocalSettings) -> None:
     """A dispatcher process submits and exits; a new one on the same state_dir sees the run through."""
     flow_run_id = uuid4()
-    command = python_command("import time; time.sleep(1.5); raise SystemExit(5)")
+    gate = settings.state_dir.parent / "gate"  # the command runs until the test has seen it running
+    command = python_command(f"""
+        import os, time
+        deadline = time.monotonic() + 60
+        while not os.path.exists({str(gate)!r}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise SystemExit(5)
+    """)
     dispatcher = f"""
         import asyncio, sys, uuid
         from providers.base import RunLimits, SubmitRequest
@@ -246,7 +253,8 @@ async def test_survives_a_dispatcher_restart(settings: LocalSettings) -> None:
     cfg = LocalJobConfiguration(command=command)
     ref = RunRef(flow_run_id=flow_run_id, attempt_id=flow_run_id, infrastructure_id=done.stdout.strip(), configuration=cfg)
     restarted = LocalProvider(settings)
-    assert (await wait_for(restarted, ref, InfraPhase.RUNNING)).started_at is not None
+    assert (await wait_for(restarted, ref, InfraPhase.RUNNING, timeout=30)).started_at is not None
+    gate.touch()
     status = await wait_for(restarted, ref, InfraPhase.EXITED)
     assert (status.exit_code, status.stop_cause) == (5, StopCause.EXITED)
 
