@@ -36,7 +36,9 @@ class CloudRunChaos(ChaosCloud):
     def api_faults(self, rng: random.Random) -> tuple[Faults, int]:
         failing = rng.randint(1, 2)  # executions whose image cannot be pulled
         ops = {"CreateJob", "GetJob", "RunJob", "ListExecutions", "GetExecution", "CancelExecution", "GetOperation"}
-        return Faults(**shared_rates(rng, ops, start_failures=failing)), failing
+        # Once the job exists, the only mutating calls are the burst's :run calls, one carried out per run
+        # (6 by default): lost responses and accept-then-fail may both land on them, so at most 2 + 2.
+        return Faults(**shared_rates(rng, ops, most=2, start_failures=failing)), failing
 
     def infrastructure(self, emu: CloudRunEmulator) -> list[Infra]:
         found = []
