@@ -332,17 +332,26 @@ async def test_submit_that_died_before_its_supervisor_is_taken_over(provider, se
     assert submission.created
 
 
+def start_supervisor_by_hand(provider: LocalProvider, settings: LocalSettings, req: SubmitRequest,
+                             cfg: LocalJobConfiguration) -> tuple[Path, dict, subprocess.Popen]:
+    """What a submit does up to starting the supervisor, without handing it the spec: a test then plays
+    the launcher dying at the step it chooses."""
+    from providers.local import launch
+
+    run_dir = settings.state_dir / str(req.flow_run_id)
+    run_dir.mkdir(parents=True, mode=0o700)
+    spec = provider._spec(req, cfg, run_dir)
+    launch.write_public_spec(run_dir / "spec.json", spec)
+    return run_dir, spec, launch.start_supervisor(run_dir, settings.python)
+
+
 async def test_supervisor_records_itself_when_the_launcher_dies_right_after_starting_it(provider, settings) -> None:
     """The dispatcher was killed between starting the supervisor and writing its record."""
     from providers.local import launch
 
     cfg = LocalJobConfiguration(command=python_command("import time; time.sleep(1)"))
     req = request(cfg)
-    run_dir = settings.state_dir / str(req.flow_run_id)
-    run_dir.mkdir(parents=True, mode=0o700)
-    spec = provider._spec(req, cfg, run_dir)
-    launch.write_public_spec(run_dir / "spec.json", spec)
-    supervisor = launch.start_supervisor(run_dir, settings.python)
+    _, spec, supervisor = start_supervisor_by_hand(provider, settings, req, cfg)
     assert launch.send_spec(supervisor, spec, timeout_s=10)  # ...and the launcher dies here
     for _ in range(100):
         found = await LocalProvider(settings).find(req)  # what recovery asks after the restart
@@ -359,16 +368,10 @@ async def test_supervisor_records_itself_when_the_launcher_dies_right_after_star
 @pytest.mark.parametrize("sent", [0, 20], ids=["nothing", "half"])
 async def test_submit_that_died_while_handing_over_the_spec_is_started_again(provider, settings, sent: int) -> None:
     """The dispatcher was killed between starting the supervisor and finishing the spec (CI saw it Crashed)."""
-    from providers.local import launch
-
     marker = settings.state_dir.parent / "ran.txt"
     cfg = LocalJobConfiguration(command=python_command(f"open({str(marker)!r}, 'a').write('x')"))
     req = request(cfg)
-    run_dir = settings.state_dir / str(req.flow_run_id)
-    run_dir.mkdir(parents=True, mode=0o700)
-    spec = provider._spec(req, cfg, run_dir)
-    launch.write_public_spec(run_dir / "spec.json", spec)
-    supervisor = launch.start_supervisor(run_dir, settings.python)
+    run_dir, spec, supervisor = start_supervisor_by_hand(provider, settings, req, cfg)
     assert supervisor.stdin is not None
     supervisor.stdin.write(json.dumps(spec).encode()[:sent])
     supervisor.stdin.close()  # ...the launcher dies here
