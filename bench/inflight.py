@@ -37,6 +37,7 @@ from bench.pg import temporary_database  # noqa: E402
 from bench.stats import process_cpu_s  # noqa: E402
 
 POOL = "bench-inflight"
+RECOVERY_PASS = "dispatcher_recovery_pass_seconds"
 FAST_PACING = {"ecs": {"launch_rate_per_s": 1000.0, "launch_burst": 100},
                "cloud-run": {"run_quota_per_min": 60000}, "aci": {}}
 
@@ -58,12 +59,12 @@ def vm_hwm_mib(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def tick_histogram(metrics_url: str) -> tuple[float, float, float]:
-    """(count, sum, bucket counts <= 1 s) of dispatcher_watch_tick_seconds."""
+def tick_histogram(metrics_url: str, name: str = "dispatcher_watch_tick_seconds") -> tuple[float, float, float]:
+    """(count, sum, bucket counts <= 1 s) of a histogram: watch ticks, or recovery passes."""
     text = httpx.get(metrics_url, timeout=10).text
-    count = sum(float(v) for v in re.findall(r'^dispatcher_watch_tick_seconds_count\{[^}]*\} (\S+)', text, re.M))
-    total = sum(float(v) for v in re.findall(r'^dispatcher_watch_tick_seconds_sum\{[^}]*\} (\S+)', text, re.M))
-    under_1s = sum(float(v) for v in re.findall(r'^dispatcher_watch_tick_seconds_bucket\{[^}]*le="1.0"[^}]*\} (\S+)', text, re.M))
+    count = sum(float(v) for v in re.findall(rf'^{name}_count\{{[^}}]*\}} (\S+)', text, re.M))
+    total = sum(float(v) for v in re.findall(rf'^{name}_sum\{{[^}}]*\}} (\S+)', text, re.M))
+    under_1s = sum(float(v) for v in re.findall(rf'^{name}_bucket\{{[^}}]*le="1.0"[^}}]*\}} (\S+)', text, re.M))
     return count, total, under_1s
 
 
@@ -125,9 +126,11 @@ async def measure(args, emu, client, proc: subprocess.Popen, metrics_url: str) -
         await asyncio.sleep(2)
     print(f"all {args.runs} started {time.perf_counter() - began:.0f}s after the dispatcher was launched", flush=True)
     await asyncio.sleep(args.watch_interval * 2)  # every run adopted by the watch
+    passes0 = tick_histogram(metrics_url, RECOVERY_PASS)
     ticks0, calls0, cpu0, t0 = tick_histogram(metrics_url), emu.calls, process_cpu_s(proc.pid), time.perf_counter()
     await asyncio.sleep(args.window)
     ticks1, calls1, cpu1, t1 = tick_histogram(metrics_url), emu.calls, process_cpu_s(proc.pid), time.perf_counter()
+    passes1 = tick_histogram(metrics_url, RECOVERY_PASS)
     ticks = ticks1[0] - ticks0[0]
     calls = {op: calls1.get(op, 0) - calls0.get(op, 0) for op in calls1 if calls1.get(op, 0) != calls0.get(op, 0)}
     failed = await count_in_states(client, "FAILED", "CRASHED", "CANCELLED")
@@ -139,6 +142,9 @@ async def measure(args, emu, client, proc: subprocess.Popen, metrics_url: str) -
               f"{(ticks1[2] - ticks0[2]) / ticks * 100:.0f}% under 1 s")
         print(f"cloud calls per tick: {sum(calls.values()) / ticks:.1f} ({ {op: round(n / ticks, 1) for op, n in calls.items()} })")
         print(f"dispatcher CPU per tick: {(cpu1 - cpu0) / ticks:.2f}s ({(cpu1 - cpu0) / (t1 - t0) * 100:.0f}% of a core)")
+    if passes1[0] > passes0[0]:
+        print(f"recovery passes: {passes1[0] - passes0[0]:.0f}, mean duration "
+              f"{(passes1[1] - passes0[1]) / (passes1[0] - passes0[0]):.2f}s")
     print(f"runs failed/crashed/cancelled: {failed}")
 
 

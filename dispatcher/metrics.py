@@ -26,6 +26,9 @@ SUBMIT_LATENCY = Histogram("dispatcher_submit_latency_seconds", "Scheduled time 
 WATCH_TICK_SECONDS = Histogram(
     "dispatcher_watch_tick_seconds", "One watch tick: observe every watched run (cloud and Prefect) and act on each.",
     ["workspace"], buckets=_LATENCY_BUCKETS)
+RECOVERY_PASS_SECONDS = Histogram(
+    "dispatcher_recovery_pass_seconds", "One recovery pass: read every active run and unmetered attempt, act on those that need it.",
+    ["workspace"], buckets=_LATENCY_BUCKETS)
 INFLIGHT = Gauge("dispatcher_inflight_runs", "Runs being watched by this replica.", ["workspace"])
 REPLICAS_LIVE = Gauge("dispatcher_replicas_live", "Replicas of the workspace this replica sees alive (itself included).", ["workspace"])
 WATCH_HANDOVERS = Counter(

@@ -22,6 +22,9 @@ class InFlight:
         self._dispatching: dict[UUID, asyncio.Task] = {}  # by flow run id
         self._claimed: set[UUID] = set()  # dispatching flow runs whose claim Prefect accepted
         self._watched: dict[UUID, TrackedRun] = {}  # by attempt id
+        # (flow run id, infrastructure id) -> attempt ids: recovery asks once per active run per pass,
+        # and a scan of every watched run there made a pass quadratic in the runs in flight.
+        self._by_infrastructure: dict[tuple[UUID, str], set[UUID]] = {}
 
     # -- dispatching -----------------------------------------------------------------------
 
@@ -71,11 +74,18 @@ class InFlight:
     # -- watched ------------------------------------------------------------------------------
 
     def watch(self, run: TrackedRun) -> None:
-        self._watched.setdefault(run.attempt.attempt_id, run)
+        if self._watched.setdefault(run.attempt.attempt_id, run) is run:
+            self._by_infrastructure.setdefault((run.flow_run_id, run.infrastructure_id), set()).add(run.attempt.attempt_id)
         self._count()
 
     def forget(self, run: TrackedRun) -> None:
-        self._watched.pop(run.attempt.attempt_id, None)
+        watched = self._watched.pop(run.attempt.attempt_id, None)
+        if watched is not None:
+            key = (watched.flow_run_id, watched.infrastructure_id)
+            attempts = self._by_infrastructure.get(key, set())
+            attempts.discard(watched.attempt.attempt_id)
+            if not attempts:
+                self._by_infrastructure.pop(key, None)
         self._count()
 
     def watched(self) -> list[TrackedRun]:
@@ -85,7 +95,7 @@ class InFlight:
         return attempt_id in self._watched
 
     def watching_infrastructure(self, flow_run_id: UUID, infrastructure_id: str) -> bool:
-        return any(r.flow_run_id == flow_run_id and r.infrastructure_id == infrastructure_id for r in self._watched.values())
+        return (flow_run_id, infrastructure_id) in self._by_infrastructure
 
     def _count(self) -> None:
         metrics.INFLIGHT.labels(self.workspace).set(len(self._watched))

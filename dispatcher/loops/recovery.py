@@ -24,6 +24,7 @@ from uuid import UUID
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelled
 
+from dispatcher import metrics
 from dispatcher.clock import seconds_since
 from dispatcher.config import LoopConfig
 from dispatcher.health import DependencyUnavailable, QuietErrors
@@ -61,6 +62,10 @@ class Recovery:
     async def run_once(self) -> None:
         """One pass. Each run is handled on its own: one that fails is reported and retried next
         pass, and never blocks the others; a dependency going down ends the pass (it is down for all)."""
+        with metrics.RECOVERY_PASS_SECONDS.labels(self.workspace).time():
+            await self._pass()
+
+    async def _pass(self) -> None:
         active = await self.prefect.active_runs(list(self.pools))
         unmetered = await self.ledger.unmetered(self.workspace)
         submitted = {(row.flow_run_id, row.infrastructure_id): row for row in unmetered if row.infrastructure_id}
