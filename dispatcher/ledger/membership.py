@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .tables import ReplicaRecord, RunRecord
@@ -77,6 +77,28 @@ class MembershipLedger:
                 await connection.execute(
                     update(RunRecord).where(RunRecord.attempt_id.in_(chunk)).values(watcher=replica_id)
                 )
+
+    async def take_redrive(self, attempt_id: str, replica_id: str, now: datetime, lease_s: float) -> bool:
+        """May this replica re-drive this unsubmitted claim now? True for one replica per lease.
+
+        Replicas whose membership views differ for a moment (one has not yet seen a replica that
+        just joined) can each believe they own the claim. A second ECS RunTask is harmless (same
+        clientToken), but a second Cloud Run :run starts a second execution and a second ACI PUT
+        redeploys the group. The conditional update lets one replica through; the lease (the row's
+        ``updated_at``) lets another take over if that one dies. False also when the attempt has
+        meanwhile been recorded as submitted or ended, or has no row.
+        """
+        statement = (
+            update(RunRecord)
+            .where(RunRecord.attempt_id == attempt_id, RunRecord.infrastructure_id.is_(None),
+                   RunRecord.final_state.is_(None),
+                   or_(RunRecord.watcher.is_(None), RunRecord.watcher == replica_id,
+                       RunRecord.updated_at < now - timedelta(seconds=lease_s)))
+            .values(watcher=replica_id, updated_at=now)
+        )
+        async with self._transaction() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount == 1
 
     async def watchers(self, attempt_ids: Sequence[str]) -> dict[str, str | None]:
         """Who adopted each attempt (None: nobody since its submission)."""

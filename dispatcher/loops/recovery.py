@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Cancelled
 
 from dispatcher import metrics
-from dispatcher.clock import seconds_since
+from dispatcher.clock import seconds_since, utcnow
 from dispatcher.config import LoopConfig
 from dispatcher.health import DependencyUnavailable, QuietErrors
 from dispatcher.ledger import Ledger, LedgerRun
@@ -124,6 +124,9 @@ class Recovery:
         if attempt is not None and (state.type == StateType.PENDING or (row is not None and state.type == StateType.RUNNING)):
             # Claimed (by us or a dead replica) and never recorded as submitted: submit the same attempt
             # again. The provider's idempotency key returns its infrastructure if it did start.
+            if row is not None and not await self.ledger.take_redrive(
+                    row.attempt_id, self.shards.replica_id, utcnow(), self.loop.pending_grace_s):
+                return  # another replica is re-driving it (or it was just submitted)
             log.warning("%s was claimed %ds ago but never recorded as submitted; re-driving it", attempt, age)
             self.dispatching.redrive(flow_run, pool, attempt)
         elif state.type == StateType.CANCELLING:

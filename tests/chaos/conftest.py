@@ -34,11 +34,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("chaos_round", range(scale().rounds), ids=lambda n: f"round{n}")
     if "chaos_cloud" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("clouds")
-        # Session scope: pytest groups the scenarios by cloud, so each cloud's cluster starts once.
-        metafunc.parametrize("chaos_cloud", marker.args if marker else ("ecs",), indirect=True, scope="session")
+        # Package scope: pytest groups the scenarios by cloud, so each cloud's cluster starts once, and the
+        # last one stops with the package instead of polling its Prefect server for the rest of the session.
+        metafunc.parametrize("chaos_cloud", marker.args if marker else ("ecs",), indirect=True, scope="package")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chaos_cloud(request: pytest.FixtureRequest) -> ChaosCloud:
     return cloud_named(request.param)
 
@@ -74,9 +75,9 @@ def _create_database(prefix: str) -> tuple[str, str]:
     return name, make_url(PG_SERVER).set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chaos_prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestartablePrefect]:
-    """The chaos suite's own Prefect server (restarting it must not disturb other tests)."""
+    """The chaos suite's own Prefect server (restarting it must not disturb other tests), up while the package runs."""
     name, dsn = _create_database("chaos_prefect")
     server = RestartablePrefect(tmp_path_factory.mktemp("chaos-prefect"), dsn)
     try:
@@ -93,10 +94,10 @@ async def chaos_client(chaos_prefect: RestartablePrefect) -> AsyncIterator[Prefe
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chaos_cluster(chaos_prefect: RestartablePrefect, chaos_cloud: ChaosCloud,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Replicas, proxies, the cloud and a fresh PostgreSQL ledger, for every scenario of the session."""
+    """Replicas, proxies, the cloud and a fresh PostgreSQL ledger, for every scenario on this cloud."""
     name, dsn = _create_database("chaos_ledger")
     workdir = tmp_path_factory.mktemp("chaos-cluster")
     try:

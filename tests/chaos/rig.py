@@ -1,10 +1,11 @@
 """The chaos cluster and one scenario's view of it.
 
-``Cluster`` (one per test session, started on first use): the chaos Prefect server, a
+``Cluster`` (one per cloud, started on first use, stopped when the next cloud's starts or the chaos
+package ends): the chaos Prefect server, a
 PostgreSQL ledger, the cloud (a ``ChaosCloud``, ``cloud.py``), a pool, and dispatcher replica processes that
 reach Prefect and the ledger through fault proxies (transparent until a scenario degrades or
 cuts them). Scenarios run one after another on it, as faults come one after another to a
-long-running deployment; starting replicas once per session, not per scenario, keeps the
+long-running deployment; starting replicas once per cloud, not per scenario, keeps the
 default run within its time budget. Each scenario checks the invariants on its own runs.
 
 ``Rig`` is a scenario's view: the cluster plus the scenario's seeded ``rng``. Scale (runs,

@@ -102,7 +102,9 @@ async def test_prefect_outage_two_log_lines_honest_readiness_and_caps_still_enfo
                 proxy.restore()
                 runs = await wait_until(prefect_client, [capped], is_final, timeout_s=60)
                 await _until(lambda: _ready(config.service.port), 30, "ready again")
-            back = [r for r in _noisy(caplog) if "is back after" in r.getMessage()]
+            after = [r.getMessage() for r in _noisy(caplog)]
+            back = [m for m in after if "is back after" in m]
+            down = [m for m in after if "prefect is unavailable" in m]
     state = runs[capped].state
     assert (state.type.value, state.name) == ("FAILED", "TimedOut"), state.message
     assert outage_s > 3  # the outage was long enough to be more than one tick
@@ -111,7 +113,10 @@ async def test_prefect_outage_two_log_lines_honest_readiness_and_caps_still_enfo
     assert any("over its runtime cap and Prefect is unreachable" in m for m in messages), messages
     assert len(noisy) <= 3, messages  # down, the cap's stop, (the events websocket may say it reconnects at INFO)
     assert not any(r.exc_info for r in noisy)
-    assert len(back) == 1
+    # One line when Prefect goes and one when it is back, per outage, not per failed call. A loaded
+    # test server may answer one more 503 once it is back (seen in CI): a second outage, two more lines.
+    assert len(back) == len(down) and back, after
+    assert "prefect is back after" in back[0] and not back[0].endswith("(1 failed calls)"), after
     assert metrics.DEPENDENCY_FAILURES.labels("test", "prefect")._value.get() > failures_before
 
 

@@ -53,3 +53,20 @@ async def test_upgrade_from_0003_keeps_rows_in_flight_unadopted(dsn, open_ledger
     [row] = await ledger.unmetered("acme")
     assert (row.attempt_id, row.infrastructure_id) == ("a-1", "arn:task/1")
     assert await ledger.watchers(["a-1"]) == {"a-1": None}
+
+
+async def test_one_replica_per_lease_re_drives_an_unsubmitted_claim(open_ledger) -> None:
+    """Two replicas whose views differ for a moment both find the claim theirs: one re-drives it."""
+    ledger = await open_ledger()
+    ref = AttemptRef(flow_run_id="run-1", attempt_id="a-1")
+    await ledger.record_claim(ref, "acme", "p", "cloud-run", T0)
+    now = datetime.now(timezone.utc)
+    assert await ledger.take_redrive("a-1", "r1", now, lease_s=60)
+    assert not await ledger.take_redrive("a-1", "r2", now + timedelta(seconds=1), lease_s=60)
+    assert await ledger.take_redrive("a-1", "r1", now + timedelta(seconds=5), lease_s=60)  # its own next try
+    assert await ledger.take_redrive("a-1", "r2", now + timedelta(seconds=66), lease_s=60)  # r1 went quiet
+    assert not await ledger.take_redrive("a-1", "r1", now + timedelta(seconds=67), lease_s=60)
+    await ledger.record_submission(ref, "exec-1", now + timedelta(seconds=68), workspace="acme", pool="p",
+                                   provider="cloud-run")
+    assert not await ledger.take_redrive("a-1", "r2", now + timedelta(seconds=300), lease_s=60)  # submitted
+    assert not await ledger.take_redrive("unknown", "r1", now, lease_s=60)
