@@ -13,7 +13,9 @@ and a leaving one's attempts spread over the rest; nothing else moves.
 
 Views may differ for a moment (one replica has seen a death that another has not): an
 attempt can then be watched by two replicas or, for under one membership tick, by none.
-Both are safe: every action on a run is idempotent (one final state, metering once).
+Both are safe: watching is idempotent (one final state, metering once), and re-driving an
+unsubmitted claim, which is not on every cloud (a second Cloud Run :run starts a second
+execution), first takes a lease in the ledger (``Ledger.take_redrive``).
 """
 
 from __future__ import annotations
