@@ -85,15 +85,19 @@ class ChaosCloud(ABC):
         return (faults.lost_responses, faults.accept_then_fail, getattr(faults, "start_failures", 0)) == (0, 0, 0)
 
 
-def shared_rates(rng: random.Random, ops: set[str], most: int = 4, **countdowns: int) -> dict[str, Any]:
+def shared_rates(rng: random.Random, ops: set[str], most: int = 4, rate_scale: float = 1.0,
+                 **countdowns: int) -> dict[str, Any]:
     """The fault rates every cloud gets, seeded; ``countdowns`` are its own knobs.
 
     ``most`` bounds each countdown: the burst must be sure to make enough calls to spend them all,
     whatever the interleaving (a launch answered 5xx but carried out is found, not launched again).
+    ``rate_scale`` lowers the rates for a cloud whose submission makes several calls (look up, then
+    launch): each fails the attempt, and the retries' backoff (up to 30 s each) must end well
+    within the invariants' wait, or a run would look stuck by bad luck alone.
     """
     return dict(
-        throttle_rate=round(rng.uniform(0.1, 0.25), 3),
-        server_error_rate=round(rng.uniform(0.05, 0.15), 3),
+        throttle_rate=round(rng.uniform(0.1, 0.25) * rate_scale, 3),
+        server_error_rate=round(rng.uniform(0.05, 0.15) * rate_scale, 3),
         lost_responses=rng.randint(min(2, most), most),
         accept_then_fail=rng.randint(min(2, most), most),
         ops=ops,

@@ -47,7 +47,7 @@ class AciChaos(ChaosCloud):
                "ContainerGroups_Delete", "ContainerGroups_Stop", "Containers_ListLogs"}
         # A PUT answered 5xx but carried out is found by a GET, not PUT again: one carried-out PUT per run (6 by
         # default) for lost responses and accept-then-fail together, whatever the deletes do; so at most 3 + 3.
-        return Faults(**shared_rates(rng, ops, most=3, pull_failures=failing)), failing
+        return Faults(**shared_rates(rng, ops, most=3, rate_scale=0.5, pull_failures=failing)), failing
 
     def spent(self, faults: Faults) -> bool:
         return (faults.lost_responses, faults.accept_then_fail, faults.pull_failures) == (0, 0, 0)

@@ -38,7 +38,7 @@ class CloudRunChaos(ChaosCloud):
         ops = {"CreateJob", "GetJob", "RunJob", "ListExecutions", "GetExecution", "CancelExecution", "GetOperation"}
         # Once the job exists, the only mutating calls are the burst's :run calls, one carried out per run
         # (6 by default): lost responses and accept-then-fail may both land on them, so at most 2 + 2.
-        return Faults(**shared_rates(rng, ops, most=2, start_failures=failing)), failing
+        return Faults(**shared_rates(rng, ops, most=2, rate_scale=0.5, start_failures=failing)), failing
 
     def infrastructure(self, emu: CloudRunEmulator) -> list[Infra]:
         found = []

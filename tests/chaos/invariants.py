@@ -76,7 +76,7 @@ async def settle_and_check(client: PrefectClient, ids: list[UUID], dsn: str, clo
             running = [i.key for i in ours_at_the_cloud() if not i.ended]
             return f"ledger rows open: {[(r.flow_run_id[:8], r.infrastructure_id) for r in open_rows][:5]}, still running: {running[:5]}"
 
-        await _until(ledger_quiet, 60, what_open)
+        await _until(ledger_quiet, 150, what_open)
         usage = await ledger.usage()
         everything_metered = not await ledger.unmetered()
     finally:
