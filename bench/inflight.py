@@ -8,7 +8,7 @@ drains at the machine's speed). Once every run has started, the watch is measure
 watch tick duration (its ``dispatcher_watch_tick_seconds`` histogram), cloud calls per tick
 (counted by the emulator) and the dispatcher's CPU per tick.
 
-    python bench/inflight.py --cloud ecs --runs 10000
+    python bench/inflight.py --cloud ecs --runs 10000 --seeded   # runs already in flight (bench/seed_running.py)
     python bench/inflight.py --cloud cloud-run --runs 1000   # 1000 running executions per project and region
     python bench/inflight.py --cloud aci --runs 100          # 100 container groups per region
 """
@@ -34,6 +34,7 @@ from bench.bulk_runs import bulk_create  # noqa: E402
 from bench.clouds import bench_cloud  # noqa: E402
 from bench.launch_rate import count_in_states, create_backlog  # noqa: E402
 from bench.pg import temporary_database  # noqa: E402
+from bench.seed_running import seed_running  # noqa: E402
 from bench.stats import process_cpu_s  # noqa: E402
 
 POOL = "bench-inflight"
@@ -49,6 +50,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--watch-interval", type=float, default=10.0, help="loop.watch_interval_s")
     parser.add_argument("--window", type=float, default=120.0, help="seconds of watching measured")
     parser.add_argument("--create-concurrency", type=int, default=16)
+    parser.add_argument("--seeded", action="store_true",
+                        help="ECS: start the dispatcher on N runs already in flight (tasks, ledger rows, Running runs "
+                        "written directly) instead of dispatching them; reports how long adopting them took")
     parser.add_argument("--through-api", action="store_true",
                         help="create the runs through the API (slow) instead of Prefect's server models (bench/bulk_runs.py)")
     return parser.parse_args()
@@ -66,6 +70,15 @@ def tick_histogram(metrics_url: str, name: str = "dispatcher_watch_tick_seconds"
     total = sum(float(v) for v in re.findall(rf'^{name}_sum\{{[^}}]*\}} (\S+)', text, re.M))
     under_1s = sum(float(v) for v in re.findall(rf'^{name}_bucket\{{[^}}]*le="1.0"[^}}]*\}} (\S+)', text, re.M))
     return count, total, under_1s
+
+
+def watched_now(metrics_url: str) -> int:
+    """The dispatcher's ``dispatcher_inflight_runs`` (0 until its metrics answer)."""
+    try:
+        text = httpx.get(metrics_url, timeout=10).text
+    except httpx.HTTPError:
+        return 0
+    return int(sum(float(v) for v in re.findall(r'^dispatcher_inflight_runs\{[^}]*\} (\S+)', text, re.M)))
 
 
 def write_config(path: Path, cloud, emu, api_url: str, ledger_dsn: str, args, port: int) -> None:
@@ -94,7 +107,9 @@ async def bench(args: argparse.Namespace) -> None:
         async with PrefectClient(api=api_url) as client:
             deployment = await deploy_example(client, "hello", POOL, job_variables=cloud.variables(emu, 86400.0))
             began = time.perf_counter()
-            if args.through_api:
+            if args.seeded:
+                await seed_running(cloud, emu, prefect_db, ledger_db, deployment, POOL, args.runs, workdir, 86400.0)
+            elif args.through_api:
                 await create_backlog(client, deployment, args.runs, args.create_concurrency)
             else:
                 bulk_create(prefect_db, deployment, args.runs, workdir)
@@ -116,15 +131,16 @@ async def bench(args: argparse.Namespace) -> None:
 
 async def measure(args, emu, client, proc: subprocess.Popen, metrics_url: str) -> None:
     began, reported = time.perf_counter(), 0.0
-    while (started := emu.started) < args.runs:
+    what = "watched" if args.seeded else "started"
+    while (done := (watched_now(metrics_url) if args.seeded else emu.started)) < args.runs:
         if proc.poll() is not None:
             raise SystemExit(f"dispatcher exited with {proc.returncode}")
         if time.perf_counter() - reported > 60:
             reported = time.perf_counter()
-            print(f"  {started} started after {reported - began:.0f}s; dispatcher RSS so far {vm_hwm_mib(proc.pid):.0f} MiB",
+            print(f"  {done} {what} after {reported - began:.0f}s; dispatcher RSS so far {vm_hwm_mib(proc.pid):.0f} MiB",
                   flush=True)
         await asyncio.sleep(2)
-    print(f"all {args.runs} started {time.perf_counter() - began:.0f}s after the dispatcher was launched", flush=True)
+    print(f"all {args.runs} {what} {time.perf_counter() - began:.0f}s after the dispatcher was launched", flush=True)
     await asyncio.sleep(args.watch_interval * 2)  # every run adopted by the watch
     passes0 = tick_histogram(metrics_url, RECOVERY_PASS)
     ticks0, calls0, cpu0, t0 = tick_histogram(metrics_url), emu.calls, process_cpu_s(proc.pid), time.perf_counter()

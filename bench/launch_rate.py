@@ -12,7 +12,7 @@ horizon: runs beyond what can start soon stay Scheduled, free for another replic
 
     python bench/launch_rate.py --cloud ecs --runs 1200
     python bench/launch_rate.py --cloud cloud-run --runs 400
-    python bench/launch_rate.py --cloud aci --runs 250 --aci-window-scale 0.02
+    python bench/launch_rate.py --cloud aci --runs 320 --aci-groups 400   # an hour: ACI allows 300 creates per hour
 
 The emulator tasks never run Prefect's engine, so a started run stays PENDING in Prefect:
 claimed-not-started = PENDING runs - containers started.
@@ -53,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--through-api", action="store_true",
                         help="create the backlog through the API (slow) instead of Prefect's server models")
     parser.add_argument("--create-concurrency", type=int, default=8, help="flow runs created at once")
+    parser.add_argument("--duration", type=float, default=3600.0, help="stop after this many seconds of dispatch")
+    parser.add_argument("--aci-groups", type=int, default=None,
+                        help="ACI: the subscription's container groups (and cores) per region, documented default 100 "
+                        "and adjustable; the bench's containers keep running, so an hour at the limit needs 300")
     return parser.parse_args()
 
 
@@ -112,7 +116,7 @@ async def bench(args: argparse.Namespace, cloud: BenchCloud) -> None:
             config = dispatcher_config(args, cloud, emu, api_url, ledger_db, limit["settings"])
             server_pid = pid_listening_on(int(api_url.rsplit(":", 1)[1].split("/")[0]))
             cpu_before = (time.process_time(), process_cpu_s(server_pid) if server_pid else float("nan"), emu.cpu_s)
-            samples = await drive(config, client, emu, runs)
+            samples = await drive(config, client, emu, runs, args.duration)
             cpu_after = (time.process_time(), process_cpu_s(server_pid) if server_pid else float("nan"), emu.cpu_s)
             cpu = [after - before for before, after in zip(cpu_before, cpu_after)]
             failed = await count_in_states(client, "FAILED", "CRASHED", "CANCELLED")
@@ -136,6 +140,10 @@ def realism(args, limit: dict) -> dict:
     from tests.emulators.kit import RateLimit, Realism
 
     emulator = {"realistic": Realism(time_factor=args.time_factor)}
+    if args.cloud == "aci" and args.aci_groups is not None:
+        from tests.emulators.aci import Faults as AciFaults
+
+        emulator["faults"] = AciFaults(max_groups_per_region=args.aci_groups, max_cores_per_region=float(args.aci_groups))
     if args.cloud == "ecs" and args.limit is not None:
         from tests.emulators.ecs import Faults
 
@@ -163,7 +171,7 @@ def dispatcher_config(args, cloud: BenchCloud, emu, api_url: str, ledger_dsn: st
     )
 
 
-async def drive(config, client, emu, runs: int) -> list[tuple[float, int, int]]:
+async def drive(config, client, emu, runs: int, duration_s: float) -> list[tuple[float, int, int]]:
     """Run the dispatcher until every run has started; sample (seconds, started, PENDING) twice a second."""
     from dispatcher.service import Dispatcher
 
@@ -178,7 +186,7 @@ async def drive(config, client, emu, runs: int) -> list[tuple[float, int, int]]:
         while True:
             started, pending = emu.started, await count_in_states(client, "PENDING")
             samples.append((time.perf_counter() - began, started, pending))
-            if started >= runs or time.perf_counter() - began > 3600:
+            if started >= runs or time.perf_counter() - began > duration_s:
                 return samples
             await asyncio.sleep(0.5)
     finally:
@@ -204,8 +212,13 @@ def report(args, cloud: BenchCloud, limit: dict, runs: int, samples, emu, failed
     allowed = args.horizon * limit["per_s"] + args.concurrency
     print(f"\n{cloud.kind} launch-rate bench: {runs} runs due at once, limit {limit['per_s']:.3g}/s "
           f"(burst {limit['burst']}), time factor {args.time_factor}")
-    print(f"sustained starts: {rate:.2f}/s from {t0:.1f}s to {t1:.1f}s = {rate / limit['per_s'] * 100:.1f}% of the limit")
-    print(f"all {samples[-1][1]} started after {samples[-1][0]:.1f}s")
+    if cloud.kind != "aci":  # ACI's limit is a burst of 100 then the hour's 300: reported per hour below
+        print(f"sustained starts: {rate:.2f}/s from {t0:.1f}s to {t1:.1f}s = {rate / limit['per_s'] * 100:.1f}% of the limit")
+    print(f"{samples[-1][1]} started after {samples[-1][0]:.1f}s")
+    if cloud.kind == "aci":  # the binding quota is the hour's: what matters is how much of it one hour used
+        in_hour = max((started for at, started, _ in samples if at <= 3600.0), default=0)
+        print(f"started within the first hour: {in_hour} of the 300 ACI allows per hour = {in_hour / 3:.1f}%"
+              + ("" if samples[-1][0] >= 3600.0 else " (the bench ended before the hour did)"))
     print(f"runs failed: {failed}; throttling answers from the cloud: {emu.throttled}; calls: {emu.calls}")
     print(f"most runs claimed but not started at once: {waiting} (horizon {args.horizon:.0f}s x limit + "
           f"{args.concurrency} submissions in flight = {allowed:.0f})")

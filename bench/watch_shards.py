@@ -5,7 +5,7 @@ running), N flow runs dispatched by one replica. Then, on the same in-flight set
 
 1. one replica watches everything: DescribeTasks calls and task ARNs asked per watch tick;
 2. two more replicas join: the same figures, summed over the three, once they have settled
-   (each watches exactly what it owns);
+   (each watches exactly the watch groups it owns: whole DescribeTasks batches);
 3. one of the three is killed (no shutdown, as with kill -9): seconds until the two left
    watch every run again (``loop.member_ttl_s`` plus one recovery pass is the design bound).
 
@@ -63,8 +63,12 @@ class Replica:
     def watched(self) -> set:
         return {run.attempt.attempt_id for run in self.workspace.inflight.watched()}
 
-    def settled(self, attempts: set) -> bool:
-        return self.watched() == {a for a in attempts if self.workspace.shards.owns(a)}
+    def slots(self) -> dict:
+        return {run.attempt.attempt_id: run.slot for run in self.workspace.inflight.watched()}
+
+    def settled(self, slots: dict) -> bool:
+        """Watching exactly the attempts whose slot (watch group) it owns."""
+        return self.watched() == {a for a, slot in slots.items() if self.workspace.shards.owns(slot)}
 
     async def kill(self) -> None:
         self.task.cancel()
@@ -143,9 +147,11 @@ async def bench(args) -> None:
         drained = await until(lambda: len(first.watched()) == args.runs)
         print(f"one replica: {args.runs} runs submitted and watched after {drained:.0f}s", flush=True)
         attempts = first.watched()
+        slots = first.slots()
+        print(f"watch groups: {len(set(slots.values()))} for {len(slots)} runs", flush=True)
         one = await measure(args, "1 replica", counted)
         replicas = [first] + [await Replica(config(args, api_url, ledger_dsn, f"replica-{n}")).started() for n in (1, 2)]
-        settled = await until(lambda: all(r.settled(attempts) for r in replicas)
+        settled = await until(lambda: all(r.settled(slots) for r in replicas)
                               and sum(len(r.watched()) for r in replicas) == args.runs)
         print(f"two replicas joined; settled after {settled:.0f}s: watching {[len(r.watched()) for r in replicas]}")
         three = await measure(args, "3 replicas (sum)", counted)
@@ -155,7 +161,7 @@ async def bench(args) -> None:
         print(f"replica killed: its runs watched again after {takeover:.1f}s (member_ttl_s {args.ttl:g}, "
               f"recovery every {config(args, api_url, ledger_dsn, 'x').loop.pending_grace_s / 2:g}s)")
         print(f"status calls per tick, 3 replicas / 1 replica: {three / one:.2f} "
-              f"(batches of 100: at most ceil(N/100) + replicas - 1 = {-(-args.runs // 100) + 2})")
+              f"(one replica's floor: ceil(N/100) = {-(-args.runs // 100)}; replicas own whole groups of 100)")
         print(f"RunTask calls {emu.calls['RunTask']}, tasks started {len(emu.tasks)} (no run started twice)")
         print(f"peak RSS: {peak_rss_mib():.0f} MiB (three replicas in this process, and the emulator)")
         for replica in survivors:

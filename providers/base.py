@@ -145,6 +145,21 @@ class InfraStatus(BaseModel):
                    reason=str(error))
 
 
+class WatchBatch(BaseModel):
+    """How ``status_many`` groups a run with others: which runs one cloud call can observe together.
+
+    Replicas divide the watching in whole batches (see ``dispatcher/loops/shards.py``), so that three
+    replicas make the calls one would: a run's batch is filled before another is opened.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str = Field(description="Runs with equal keys can share a status call (credential fingerprint, "
+                                 "cluster, location...); never a secret.")
+    size: int | None = Field(description="Runs one status call observes at most; None: any number (a List "
+                                         "answers for every run of the key at once).", ge=1)
+
+
 class SettingsFinding(BaseModel):
     """One result of :meth:`Provider.check_settings`, printed by ``dispatcher check``."""
 
@@ -214,6 +229,11 @@ class Provider(CloudDeclaration, abc.ABC, Generic[ConfigT]):
         not know is NOT_FOUND; a state the provider cannot map is UNKNOWN (and logged),
         never a success. Raises TransientProviderError when nothing could be observed.
         """
+
+    def watch_batch(self, run: RunRef) -> WatchBatch | None:
+        """Pure: the batch ``status_many`` observes this run in. None (the default): one call per run,
+        or batching that does not depend on which runs a replica watches; runs are then spread one by one."""
+        return None
 
     @abc.abstractmethod
     async def stop(self, run: RunRef, reason: str) -> None:

@@ -7,16 +7,19 @@ replica watches an attempt is a column of the attempt's row, set when a replica 
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .tables import ReplicaRecord, RunRecord
+from .models import LedgerRun
+from .tables import ReplicaRecord, RunRecord, runs_table
 
 #: Attempts per UPDATE/SELECT ... IN (...): far below every database's parameter limit.
 _CHUNK = 500
@@ -36,6 +39,7 @@ class MembershipLedger:
     """Membership access, mixed into :class:`dispatcher.ledger.Ledger`."""
 
     _insert: Callable[[Any], Any]
+    _engine: AsyncEngine
 
     def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError
@@ -100,6 +104,51 @@ class MembershipLedger:
             result = await connection.execute(statement)
         return result.rowcount == 1
 
+    async def _assign_in(self, connection: AsyncConnection, attempt_id: str, workspace: str, key: str,
+                         size: int | None) -> tuple[str, int] | None:
+        """Put a submitted attempt in a watch group of ``key``; returns its (key, group), the row's own if it had one.
+
+        The group is the lowest-numbered one of the key with fewer than ``size`` attempts in flight
+        (not metered), so groups fill before another opens and holes left by ended runs are filled
+        first; 0 for every attempt when ``size`` is None. Assignments of one key are serialised across
+        replicas (a PostgreSQL advisory lock; on SQLite, the write lock the first statement takes), so
+        no group ever holds more than ``size``. None: the attempt has no row.
+        """
+        if self._engine.dialect.name == "postgresql":
+            await connection.execute(select(func.pg_advisory_xact_lock(_lock_id(workspace, key))))
+        # On SQLite the caller's first statement was a write: its write lock is held until the commit.
+        query = select(RunRecord.watch_key, RunRecord.watch_group).where(RunRecord.attempt_id == attempt_id)
+        row = (await connection.execute(query)).one_or_none()
+        if row is None:
+            return None
+        if row.watch_key is not None and row.watch_group is not None:
+            return row.watch_key, row.watch_group
+        group = 0 if size is None else await _lowest_open_group(connection, workspace, key, size)
+        await connection.execute(update(RunRecord).where(RunRecord.attempt_id == attempt_id)
+                                 .values(watch_key=key, watch_group=group))
+        return key, group
+
+    async def watch_group_sizes(self, workspace: str) -> dict[tuple[str, int], int]:
+        """In-flight (unmetered) attempts per watch group of the workspace: (watch key, group) -> count."""
+        query = (select(RunRecord.watch_key, RunRecord.watch_group, func.count())
+                 .where(RunRecord.workspace == workspace, RunRecord.watch_key.is_not(None),
+                        RunRecord.watch_group.is_not(None), RunRecord.metered_at.is_(None))
+                 .group_by(RunRecord.watch_key, RunRecord.watch_group))
+        async with self._reading() as connection:
+            return {(key, group): count for key, group, count in (await connection.execute(query)).all()}
+
+    async def fresh_in_groups(self, workspace: str, groups: Sequence[tuple[str, int]], since: datetime) -> list[LedgerRun]:
+        """Unmetered attempts of these watch groups submitted since ``since`` that no replica has adopted."""
+        found: list[LedgerRun] = []
+        async with self._reading() as connection:
+            for start in range(0, len(groups), _CHUNK):
+                query = select(runs_table).where(
+                    RunRecord.workspace == workspace, RunRecord.metered_at.is_(None), RunRecord.watcher.is_(None),
+                    RunRecord.submitted_at >= since,
+                    tuple_(RunRecord.watch_key, RunRecord.watch_group).in_(list(groups[start:start + _CHUNK])))
+                found += [LedgerRun.model_validate(row) for row in (await connection.execute(query)).all()]
+        return found
+
     async def watchers(self, attempt_ids: Sequence[str]) -> dict[str, str | None]:
         """Who adopted each attempt (None: nobody since its submission)."""
         found: dict[str, str | None] = {}
@@ -108,6 +157,21 @@ class MembershipLedger:
                 query = select(RunRecord.attempt_id, RunRecord.watcher).where(RunRecord.attempt_id.in_(chunk))
                 found.update({row.attempt_id: row.watcher for row in (await connection.execute(query)).all()})
         return found
+
+
+async def _lowest_open_group(connection: AsyncConnection, workspace: str, key: str, size: int) -> int:
+    query = (select(RunRecord.watch_group, func.count())
+             .where(RunRecord.workspace == workspace, RunRecord.watch_key == key, RunRecord.watch_group.is_not(None),
+                    RunRecord.metered_at.is_(None))
+             .group_by(RunRecord.watch_group))
+    members = {group: count for group, count in (await connection.execute(query)).all()}
+    return next(group for group in itertools.count() if members.get(group, 0) < size)
+
+
+def _lock_id(workspace: str, key: str) -> int:
+    """A signed 64-bit advisory lock id for one workspace's batch key."""
+    digest = hashlib.blake2b(f"watch-groups|{workspace}|{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _chunks(items: Sequence[str]) -> list[list[str]]:

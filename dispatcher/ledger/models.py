@@ -65,6 +65,10 @@ class LedgerRun(BaseModel):
     flow_run_name: Optional[str] = Field(default=None, description="The flow run's name.")
     vcpu: Optional[float] = Field(default=None, description="vCPUs its job configuration asked for, if it said.")
     memory_mib: Optional[int] = Field(default=None, description="Memory (MiB) its job configuration asked for, if it said.")
+    watch_key: Optional[str] = Field(default=None, description="Digest of its provider's status batch (cluster, location...); "
+                                     "null when its provider batches nothing or the row is from before 0005.")
+    watch_group: Optional[int] = Field(default=None, description="Its watch group within ``watch_key``: replicas divide "
+                                       "the watching by group (see dispatcher/loops/shards.py).")
 
     @property
     def in_flight(self) -> bool:

@@ -137,6 +137,26 @@ class Ledger(BudgetLedger, LedgerUsage, OutboxLedger, MembershipLedger):
         time stands in). Returns the infrastructure id the ledger keeps,
         which differs from ``infrastructure_id`` if another submission won.
         """
+        statement = self._submission_upsert(attempt, infrastructure_id, submitted_at, workspace, pool, provider)
+        async with self._transaction() as connection:
+            return (await connection.execute(statement)).scalar_one()
+
+    async def record_grouped_submission(
+        self, attempt: AttemptRef, infrastructure_id: str, submitted_at: datetime, *, workspace: str, pool: str,
+        provider: str, watch_key: str, batch_size: Optional[int],
+    ) -> tuple[str, str, int]:
+        """:meth:`record_submission`, and the attempt's watch group in ``watch_key`` (see ``_assign_in``), in one
+        transaction: no replica ever reads the submission without its group. Returns the kept infrastructure
+        id, watch key and group (a row's first ones win, as for the infrastructure id)."""
+        statement = self._submission_upsert(attempt, infrastructure_id, submitted_at, workspace, pool, provider)
+        async with self._transaction() as connection:
+            kept = (await connection.execute(statement)).scalar_one()  # a write first: on SQLite, the write lock
+            placed = await self._assign_in(connection, attempt.attempt_id, workspace, watch_key, batch_size)
+        assert placed is not None  # the row was just written
+        return kept, *placed
+
+    def _submission_upsert(self, attempt: AttemptRef, infrastructure_id: str, submitted_at: datetime,
+                           workspace: str, pool: str, provider: str) -> Any:
         metering.require_aware("submitted_at", submitted_at)
         insert = self._insert(RunRecord).values(
             **_attempt_values(attempt),
@@ -156,8 +176,7 @@ class Ledger(BudgetLedger, LedgerUsage, OutboxLedger, MembershipLedger):
                 "updated_at": insert.excluded.updated_at,
             },
         ).returning(RunRecord.infrastructure_id)
-        async with self._transaction() as connection:
-            return (await connection.execute(statement)).scalar_one()
+        return statement
 
     async def meter(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import DateTime, Float, Index, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import DateTime, Float, Index, Integer, PrimaryKeyConstraint, String, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -54,7 +54,12 @@ class RunRecord(Base):
     """
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_workspace_usage_month", "workspace", "usage_month"),)
+    __table_args__ = (
+        Index("ix_runs_workspace_usage_month", "workspace", "usage_month"),
+        # Only in-flight rows: a key's history grows for ever, its groups are counted on every submission.
+        Index("ix_runs_in_flight_watch_groups", "workspace", "watch_key", "watch_group",
+              postgresql_where=text("metered_at IS NULL"), sqlite_where=text("metered_at IS NULL")),
+    )
 
     attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     flow_run_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -91,6 +96,9 @@ class RunRecord(Base):
     memory_mib: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     # The replica that adopted the attempt for watching; null: the replica that submitted it (0004).
     watcher: Mapped[Optional[str]] = mapped_column(String(36), nullable=True)
+    # Its status batch (a digest of the provider's WatchBatch key) and group in it, for dividing the watching (0005).
+    watch_key: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    watch_group: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
 
 
 class BudgetMonthRecord(Base):

@@ -27,6 +27,7 @@ from providers.base import (
     RunRef,
     Submission,
     SubmitRequest,
+    WatchBatch,
 )
 from providers.errors import ProviderError, TransientProviderError
 
@@ -64,6 +65,9 @@ class ProviderCalls:
 
     def start_timeout_s(self, configuration: BaseJobConfiguration) -> float | None:
         return self.provider.start_timeout_s(configuration)
+
+    def watch_batch(self, run: RunRef) -> WatchBatch | None:
+        return self.provider.watch_batch(run)
 
     # -- cloud calls ------------------------------------------------------------------------------
 

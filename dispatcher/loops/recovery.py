@@ -17,8 +17,9 @@ and records in the ledger that it adopted one, so the replica that had it lets g
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Mapping
-from datetime import datetime
+from datetime import timedelta
 from uuid import UUID
 
 from prefect.client.schemas.objects import FlowRun, StateType
@@ -33,7 +34,7 @@ from dispatcher.loops.decisions import TERMINAL
 from dispatcher.loops.dispatching import Dispatching
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import Attempt, ServedPool, TrackedRun
-from dispatcher.loops.shards import Shards
+from dispatcher.loops.shards import Shards, slot_of_row
 from dispatcher.loops.submitter import Submitter
 from dispatcher.prefect.api import PrefectApi
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration, build_from_pool_template
@@ -82,7 +83,7 @@ class Recovery:
     def _someone_elses(self, flow_run: FlowRun, submitted: Mapping[tuple[str, str | None], LedgerRun]) -> bool:
         """A run whose infrastructure the ledger knows, owned by another replica: nothing to do here (no reads)."""
         row = submitted.get((str(flow_run.id), flow_run.infrastructure_pid))
-        return row is not None and not self.shards.owns(UUID(row.attempt_id))
+        return row is not None and not self.shards.owns(slot_of_row(row))
 
     async def _isolated(self, subject: str, step: Awaitable[None]) -> None:
         try:
@@ -105,7 +106,7 @@ class Recovery:
                 return
             if not self.inflight.watching_infrastructure(flow_run.id, pid):
                 attempt, row = await self._attempt_of_infrastructure(flow_run, pid)
-                await self._adopt(flow_run, pool, attempt, pid, row.submitted_at if row else None)
+                await self._adopt(flow_run, pool, attempt, pid, row)
             return
         rows = await self.ledger.attempts(str(flow_run.id))
         attempt, row = _current_attempt(flow_run, rows)
@@ -113,7 +114,7 @@ class Recovery:
             # Killed between the ledger write and Prefect's: Prefect gets its copy now.
             await self.prefect.set_infrastructure_pid(flow_run.id, row.infrastructure_id)
             if not self.inflight.is_watched(attempt.attempt_id):
-                await self._adopt(flow_run, pool, attempt, row.infrastructure_id, row.submitted_at)
+                await self._adopt(flow_run, pool, attempt, row.infrastructure_id, row)
             return
         state = flow_run.state
         age = seconds_since(state.timestamp if state else None)
@@ -169,19 +170,37 @@ class Recovery:
         claim_id = await self.prefect.latest_claim_id(flow_run.id)
         return Attempt(flow_run_id=flow_run.id, attempt_id=claim_id or flow_run.id), None
 
+    async def adopt_fresh(self) -> None:
+        """Between passes: adopt what another replica has just submitted into watch groups this one owns.
+
+        The submitter watches such a run until its owner adopts it, and each replica's runs of
+        other replicas' groups make one partly filled status batch more; this makes that last a
+        watch tick or two instead of a recovery pass. One grouped count per call; rows are read
+        only for groups with more runs in flight than are watched here.
+        """
+        sizes = await self.ledger.watch_group_sizes(self.workspace)
+        watched = Counter(run.slot for run in self.inflight.watched())
+        behind = [group for group, size in sizes.items()
+                  if self.shards.owns(f"{group[0]}/{group[1]}") and watched[f"{group[0]}/{group[1]}"] < size]
+        if not behind:
+            return
+        since = utcnow() - timedelta(seconds=self.loop.pending_grace_s)  # older ones: the passes' business
+        for row in await self.ledger.fresh_in_groups(self.workspace, behind, since):
+            await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row, {}))
+
     # -- ledger rows ------------------------------------------------------------------------------
 
     async def _recover_unmetered(self, row: LedgerRun, active: Mapping[UUID, FlowRun]) -> None:
         pool = self.pools.get(row.pool)
         if pool is None or row.infrastructure_id is None or self.inflight.is_watched(UUID(row.attempt_id)):
             return
-        if not self.shards.owns(UUID(row.attempt_id)):
+        if not self.shards.owns(slot_of_row(row)):
             return
         flow_run_id = UUID(row.flow_run_id)
         flow_run = active.get(flow_run_id) or await self.prefect.read_run(flow_run_id)
         if flow_run is not None:
             attempt = Attempt(flow_run_id=flow_run_id, attempt_id=UUID(row.attempt_id))
-            await self._adopt(flow_run, pool, attempt, row.infrastructure_id, row.submitted_at)
+            await self._adopt(flow_run, pool, attempt, row.infrastructure_id, row)
 
     async def _recover_unsubmitted(self, row: LedgerRun, active: Mapping[UUID, FlowRun]) -> None:
         """A claim that ended without a recorded submission: ask the provider what it started.
@@ -228,8 +247,10 @@ class Recovery:
     # -- adopting -----------------------------------------------------------------------------------
 
     async def _adopt(self, flow_run: FlowRun, pool: ServedPool, attempt: Attempt, infrastructure_id: str,
-                     submitted_at: datetime | None) -> None:
-        if not self.shards.owns(attempt.attempt_id):
+                     row: LedgerRun | None) -> None:
+        """Watch infrastructure this replica owns and does not watch yet (``row``: its ledger row, if it has one)."""
+        slot = slot_of_row(row) if row is not None else attempt.attempt_id
+        if not self.shards.owns(slot):
             return  # its owner adopts it
         try:
             resolved = await self._configuration_for_watching(flow_run, pool)
@@ -239,14 +260,14 @@ class Recovery:
             log.warning("%s: watching with the pool's defaults, its configuration no longer builds: %s", attempt, exc)
             resolved = await build_from_pool_template(self.prefect, pool.provider.job_configuration, flow_run,
                                                       pool.work_pool, with_run_variables=False)
-        submitted_at = submitted_at or flow_run.start_time or flow_run.expected_start_time
+        submitted_at = (row.submitted_at if row else None) or flow_run.start_time or flow_run.expected_start_time
         if submitted_at is not None:
             await self.ledger.record_submission(attempt.ledger, infrastructure_id, submitted_at, workspace=self.workspace,
                                                 pool=pool.name, provider=pool.provider.kind)
         log.info("watching %s (%s) again", attempt, infrastructure_id)
         self.inflight.watch(TrackedRun(
             attempt=attempt, pool=pool, infrastructure_id=infrastructure_id, configuration=resolved.configuration,
-            submitted_at=submitted_at, max_runtime_s=pool.limits.max_runtime_s, secrets=resolved.secrets,
+            submitted_at=submitted_at, max_runtime_s=pool.limits.max_runtime_s, secrets=resolved.secrets, watch_slot=slot,
         ))
         # The replica that watched it until now sees this and lets go (see Watcher.handed_over).
         await self.ledger.set_watcher([str(attempt.attempt_id)], self.shards.replica_id)

@@ -71,6 +71,7 @@ class TrackedRun:
     submitted_at: datetime  # wall clock; from the ledger or Prefect after a restart
     max_runtime_s: int
     secrets: RunSecrets = field(default_factory=RunSecrets, repr=False)  # masked in every message built from its output
+    watch_slot: UUID | str | None = None  # its watch group (see dispatcher/loops/shards.py); None: the attempt itself
     unobservable_since: float | None = None
     timeout_stop_requested: bool = False
     last_stop_at: float | None = None
@@ -83,6 +84,11 @@ class TrackedRun:
     @property
     def flow_run_id(self) -> UUID:
         return self.attempt.flow_run_id
+
+    @property
+    def slot(self) -> UUID | str:
+        """What replicas divide the watching by: its watch group, else the attempt itself."""
+        return self.watch_slot if self.watch_slot is not None else self.attempt.attempt_id
 
     @property
     def ref(self) -> RunRef:

@@ -6,10 +6,18 @@ reader's own monotonic clock: no clock is compared across hosts. A replica that 
 (kill -9, a lost host) is dropped by the others ``member_ttl_s`` after its counter last
 moved; one that shuts down cleanly leaves at once.
 
-Each attempt belongs to the live replica with the highest rendezvous score for it
-(highest random weight hashing): every replica computes the same owner from the same
-membership, a joining replica takes about 1/n of the attempts from each of the others,
-and a leaving one's attempts spread over the rest; nothing else moves.
+Replicas divide *slots*. A run's slot is its watch group when its provider batches status
+calls (:meth:`providers.base.Provider.watch_batch`: up to 100 ECS tasks of one cluster per
+DescribeTasks, every execution of a Cloud Run location per List): groups are filled up to the
+batch size before another opens (``Ledger.record_grouped_submission``), so each replica's runs fill
+whole batches and three replicas make the status calls one would, not one partly filled batch
+more per replica. Otherwise the slot is the attempt itself. The price: with fewer groups than
+replicas some replicas watch nothing, which costs nothing at that size.
+
+Each slot belongs to the live replica with the highest rendezvous score for it (highest
+random weight hashing): every replica computes the same owner from the same membership, a
+joining replica takes about 1/n of the slots from each of the others, and a leaving one's
+slots spread over the rest; nothing else moves.
 
 Views may differ for a moment (one replica has seen a death that another has not): an
 attempt can then be watched by two replicas or, for under one membership tick, by none.
@@ -24,25 +32,58 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from dispatcher import metrics
 from dispatcher.clock import utcnow
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import AttemptRef, Ledger, LedgerRun
 from dispatcher.ledger.membership import MemberBeat
+from providers.base import WatchBatch
 
 log = logging.getLogger(__name__)
 #: Rows of replicas not seen alive for this many TTLs are deleted by whoever notices.
 FORGET_AFTER_TTLS = 20
 
 
-def rendezvous_owner(key: UUID, members: Iterable[str]) -> str:
-    """The member with the highest score for ``key`` (pure; the same answer on every replica)."""
-    return max(members, key=lambda member: _score(member, key))
+#: What replicas divide: an attempt (its id), or a watch group ("<key digest>/<group>").
+Slot = UUID | str
 
 
-def _score(member: str, key: UUID) -> bytes:
-    return hashlib.blake2b(key.bytes + member.encode(), digest_size=8).digest()
+def rendezvous_owner(slot: Slot, members: Iterable[str]) -> str:
+    """The member with the highest score for ``slot`` (pure; the same answer on every replica)."""
+    return max(members, key=lambda member: _score(member, slot))
+
+
+def _score(member: str, slot: Slot) -> bytes:
+    key = slot.bytes if isinstance(slot, UUID) else slot.encode()
+    return hashlib.blake2b(key + member.encode(), digest_size=8).digest()
+
+
+def watch_key(batch: WatchBatch) -> str:
+    """What the ledger keeps of a provider's batch key: a digest (short, and nothing of it readable)."""
+    return hashlib.sha256(batch.key.encode()).hexdigest()[:32]
+
+
+def slot_of_row(row: LedgerRun) -> Slot:
+    """The slot of an attempt as its ledger row records it."""
+    if row.watch_key is None or row.watch_group is None:
+        return UUID(row.attempt_id)
+    return f"{row.watch_key}/{row.watch_group}"
+
+
+async def record_submission(ledger: Ledger, attempt: AttemptRef, infrastructure_id: str, submitted_at: datetime, *,
+                            workspace: str, pool: str, provider: str, batch: WatchBatch | None) -> Slot:
+    """Record a submission in the ledger, with its watch group when its provider batches status calls,
+    and return the slot it is divided by (the group, else the attempt): the row's own, if it had one."""
+    if batch is None:  # the same on every replica: watch_batch is pure
+        await ledger.record_submission(attempt, infrastructure_id, submitted_at, workspace=workspace, pool=pool,
+                                       provider=provider)
+        return UUID(attempt.attempt_id)
+    _, key, group = await ledger.record_grouped_submission(
+        attempt, infrastructure_id, submitted_at, workspace=workspace, pool=pool, provider=provider,
+        watch_key=watch_key(batch), batch_size=batch.size)
+    return f"{key}/{group}"
 
 
 class Shards:
@@ -64,11 +105,11 @@ class Shards:
     def live(self) -> tuple[str, ...]:
         return self._live
 
-    def owner(self, key: UUID) -> str:
-        return rendezvous_owner(key, self._live)
+    def owner(self, slot: Slot) -> str:
+        return rendezvous_owner(slot, self._live)
 
-    def owns(self, key: UUID) -> bool:
-        return self.owner(key) == self.replica_id
+    def owns(self, slot: Slot) -> bool:
+        return self.owner(slot) == self.replica_id
 
     async def tick(self) -> None:
         """Beat, read every replica's counter, and update who is live. Ledger down: the last view stays."""

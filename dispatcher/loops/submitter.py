@@ -22,6 +22,7 @@ from dispatcher.config import WorkspaceConfig
 from dispatcher.ledger import Ledger, LedgerError, LedgerUnavailable
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import Attempt, ServedPool, TrackedRun, is_in_process_retry
+from dispatcher.loops.shards import record_submission
 from dispatcher.policy.limits import check_resources, violations_message
 from dispatcher.prefect.api import PrefectUnavailable, PrefectApi, Proposal
 from dispatcher.prefect.jobconfig import DeploymentGone, ResolvedConfiguration, build_configuration
@@ -160,20 +161,18 @@ class Submitter:
         the current attempt's, not to be overwritten."""
         submitted_at = utcnow()
         # Ledger first: it is what metering and recovery read; Prefect's copy can be re-derived from it.
-        await self.ledger.record_submission(
-            attempt.ledger, infrastructure_id, submitted_at,
-            workspace=self.workspace.name, pool=pool.name, provider=pool.provider.kind,
+        tracked = TrackedRun(
+            attempt=attempt, pool=pool, infrastructure_id=infrastructure_id, configuration=resolved.configuration,
+            submitted_at=submitted_at, max_runtime_s=pool.limits.max_runtime_s, secrets=resolved.secrets,
         )
+        tracked.watch_slot = await record_submission(
+            self.ledger, attempt.ledger, infrastructure_id, submitted_at, workspace=self.workspace.name,
+            pool=pool.name, provider=pool.provider.kind, batch=pool.provider.watch_batch(tracked.ref))
         if tell_prefect:
             await self.prefect.set_infrastructure_pid(attempt.flow_run_id, infrastructure_id)
         metrics.RUNS_SUBMITTED.labels(self.workspace.name, pool.name, pool.provider.kind).inc()
         log.info("%s submitted to %s as %s", attempt, pool.provider.kind, infrastructure_id)
-        self.inflight.watch(
-            TrackedRun(
-                attempt=attempt, pool=pool, infrastructure_id=infrastructure_id, configuration=resolved.configuration,
-                submitted_at=submitted_at, max_runtime_s=pool.limits.max_runtime_s, secrets=resolved.secrets,
-            )
-        )
+        self.inflight.watch(tracked)
 
     async def _crash_unsubmitted(self, attempt: Attempt, pool: ServedPool, resolved: ResolvedConfiguration, why: str) -> None:
         metrics.RUNS_REJECTED.labels(self.workspace.name, pool.name, "submit_failed").inc()

@@ -107,7 +107,7 @@ class Watcher:
         owned: list[TrackedRun] = []
         held: list[TrackedRun] = []
         for run in self.inflight.watched():
-            (owned if self.shards.owns(run.attempt.attempt_id) else held).append(run)
+            (owned if self.shards.owns(run.slot) else held).append(run)
         await self._mark_watched(owned)
         if not held:
             return owned
@@ -117,7 +117,7 @@ class Watcher:
             return owned + held  # cannot tell whether the owner has them yet: keep watching
         kept = []
         for run in held:
-            if adopted_by.get(str(run.attempt.attempt_id)) == self.shards.owner(run.attempt.attempt_id):
+            if adopted_by.get(str(run.attempt.attempt_id)) == self.shards.owner(run.slot):
                 self.inflight.forget(run)
                 metrics.WATCH_HANDOVERS.labels(self.prefect.config.name).inc()
             else:

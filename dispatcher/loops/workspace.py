@@ -101,6 +101,7 @@ class WorkspaceDispatcher:
                      self._every(self.loop.membership_interval_s, self.shards.tick, "membership"),
                      self._every(self.loop.watch_interval_s, self.watcher.tick, "watch", max_backoff_s=WATCH_MAX_BACKOFF_S),
                      self._every(max(self.loop.pending_grace_s / 2, 1.0), self.recovery.run_once, "recover"),
+                     self._every(self.loop.watch_interval_s, self.recovery.adopt_fresh, "adopt"),
                      self._every(self.loop.budget_interval_s, self.budgets.tick, "budgets"),
                      self._every(self.loop.event_interval_s, self.events.tick, "events")]
             loops += [self._every(self.loop.poll_interval_s, self.dispatching.poller(pool), f"poll:{name}", self._doorbells[name])

@@ -31,7 +31,9 @@ from providers.aci.errors import AzureThrottled, azure_errors, is_not_found
 from providers.aci.requests import build_container_group, location_from_template
 from providers.aci.scopes import QuotaPacers, Scope, Target
 from providers.aci.watch import StatusBook
-from providers.base import InfraPhase, InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest
+from providers.base import (
+    InfraPhase, InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest, WatchBatch,
+)
 from providers.errors import InvalidJobConfiguration, ProviderError, SubmissionRejected
 
 logger = logging.getLogger(__name__)
@@ -196,6 +198,15 @@ class AciProvider(Provider[AciJobConfiguration]):
             self._locations[key] = str(response.json()["location"])
 
     # -- observe ---------------------------------------------------------------------------------
+
+    def watch_batch(self, run: RunRef) -> WatchBatch | None:
+        """A resource group is listed as a whole and its GETs share the subscription's read budget: one
+        watcher per resource group makes the calls one replica would, and keeps within that budget."""
+        try:
+            scope = self._target(run).scope
+        except (ValueError, ProviderError):
+            return None
+        return WatchBatch(key=f"aci|{scope.key}|{scope.resource_group}", size=None)
 
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
         results: list[Optional[InfraStatus]] = [None] * len(runs)

@@ -24,7 +24,9 @@ from uuid import UUID
 from google.cloud import run_v2
 from pydantic import BaseModel
 
-from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest
+from providers.base import (
+    InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest, WatchBatch,
+)
 from providers.cloud_run import mapping, requests, validation
 from providers.cloud_run.checks import check_cloud_run_settings
 from providers.cloud_run.clients import CloudRunClient, CloudRunClients
@@ -226,6 +228,16 @@ class CloudRunProvider(Provider[CloudRunJobConfiguration]):
         return None
 
     # -- observe ---------------------------------------------------------------------------------
+
+    def watch_batch(self, run: RunRef) -> WatchBatch | None:
+        """Executions are observed by listing their location, which answers for all of them: one watcher per
+        location and credential set makes the List calls one replica would."""
+        try:
+            parent = location_of(run.infrastructure_id)
+            key, _ = self.clients.resolve(self.own(run.configuration).credentials)
+        except (ValueError, ProviderError):
+            return None
+        return WatchBatch(key=f"cloud-run|{key}|{parent}", size=None)
 
     async def status_many(self, runs: Sequence[RunRef]) -> list[InfraStatus]:
         results: list[Optional[InfraStatus]] = [None] * len(runs)

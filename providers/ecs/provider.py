@@ -23,7 +23,9 @@ from typing import Any, ClassVar, Optional
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from providers.base import InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest
+from providers.base import (
+    InfraStatus, Provider, ResourceRequest, RunRef, SettingsFinding, Submission, SubmitRequest, WatchBatch,
+)
 from providers.ecs import mapping, naming, validation
 from providers.ecs.checks import check_ecs_settings
 from providers.ecs.clients import AwsClients
@@ -217,6 +219,15 @@ class EcsProvider(Provider[EcsJobConfiguration]):
             for item, status in zip(batch, _batch_statuses(batch, outcome), strict=True):
                 results[item.index] = status
         return [status for status in results if status is not None]  # every index is filled above
+
+    def watch_batch(self, run: RunRef) -> WatchBatch | None:
+        """One DescribeTasks answers for up to ``describe_batch_size`` tasks of one cluster and credential set."""
+        try:
+            cluster, _ = naming.parse_infrastructure_id(run.infrastructure_id)
+            key, _ = self.clients.resolve(self.own(run.configuration).aws_credentials)
+        except (ValueError, ProviderError):
+            return None  # not ours: status_many answers it without a call
+        return WatchBatch(key=f"ecs|{key}|{cluster}", size=self.settings.describe_batch_size)
 
     def _batches(
         self, runs: Sequence[RunRef]

@@ -88,9 +88,9 @@ def _count_claims(monkeypatch, counts: collections.Counter) -> None:
     monkeypatch.setattr(Submitter, "claim", claim)
 
 
-async def test_two_replicas_start_each_of_50_runs_exactly_once(prefect_api_url, prefect_client, local_pool, tmp_path, monkeypatch):
+async def test_two_replicas_start_each_of_30_runs_exactly_once(prefect_api_url, prefect_client, local_pool, tmp_path, monkeypatch):
     starts = tmp_path / "starts.txt"
-    ids = await _burst(prefect_client, local_pool, starts, 50)
+    ids = await _burst(prefect_client, local_pool, starts, 30)
     # Replicas of the local provider share one host and its state dir (as they must: each
     # watches the other's runs). The PENDING claim is what decides who starts a run; the
     # provider's idempotency lock is only the second line, so claims are counted too.
@@ -105,10 +105,10 @@ async def test_two_replicas_start_each_of_50_runs_exactly_once(prefect_api_url, 
     assert {r.state.name for r in runs.values()} == {"Completed"}, [r.state.message for r in runs.values() if r.state.name != "Completed"][:3]
     counts = _starts(starts)
     twice = [run for run, n in counts.items() if n > 1]
-    assert len(counts) == 50 and not twice, (claims, {run: _dirs_of(tmp_path, run) for run in twice})
-    # At most one accepted claim per run. Fewer than 50 counted is fine: a claim whose answer was
+    assert len(counts) == 30 and not twice, (claims, {run: _dirs_of(tmp_path, run) for run in twice})
+    # At most one accepted claim per run. Fewer than 30 counted is fine: a claim whose answer was
     # lost (a client timeout on a loaded machine) is re-driven by recovery, and counted by no one here.
-    assert claims[("replica-a", "claimed")] + claims[("replica-b", "claimed")] <= 50, claims
+    assert claims[("replica-a", "claimed")] + claims[("replica-b", "claimed")] <= 30, claims
     await _assert_metered_once(config_a.ledger_dsn, ids)
 
 
@@ -125,14 +125,14 @@ async def test_dispatcher_killed_mid_burst_orphans_nothing_and_meters_once(prefe
     config = dispatcher_config(prefect_api_url, local_pool, tmp_path)
     config_path = tmp_path / "dispatcher.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    ids = await _burst(prefect_client, local_pool, starts, 40, seconds=2.0)
+    ids = await _burst(prefect_client, local_pool, starts, 24, seconds=2.0)
 
     first = _start_dispatcher_process(config_path, tmp_path / "first.log")
     try:
         # Kill it while the burst is half submitted: some runs started, some only claimed.
         for _ in range(600):
             runs = await read_runs(prefect_client, ids)
-            if sum(1 for r in runs.values() if r.infrastructure_pid) >= 10:
+            if sum(1 for r in runs.values() if r.infrastructure_pid) >= 6:
                 break
             await asyncio.sleep(0.05)
         first.send_signal(signal.SIGKILL)
@@ -158,5 +158,5 @@ async def test_dispatcher_killed_mid_burst_orphans_nothing_and_meters_once(prefe
         collections.Counter(r.state.name for r in runs.values()),
         [r.state.message for r in runs.values() if r.state.name != "Completed"][:3])
     counts = _starts(starts)
-    assert len(counts) == 40 and set(counts.values()) == {1}, counts.most_common(3)
+    assert len(counts) == 24 and set(counts.values()) == {1}, counts.most_common(3)
     await _assert_metered_once(config.ledger_dsn, ids)

@@ -3,8 +3,10 @@
 Three dispatchers share one ledger and one pool on the ECS emulator (tasks that run for
 ten minutes, so every run stays in flight). They must partition the in-flight attempts
 between them; when one is killed (no shutdown: its beat just stops) the other two take
-its attempts over; a replica that joins takes a share. Each assertion waits for a state
-to be reached, with a deadline far above the configured takeover time, never for a time.
+its attempts over; a replica that joins takes a share. Replicas divide whole status batches
+(watch groups): with DescribeTasks batches of one, run by run; with batches of five, each
+replica asks about whole batches. Each assertion waits for a state to be reached, with a
+deadline far above the configured takeover time, never for a time.
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ LOOP = LoopConfig(poll_interval_s=0.2, watch_interval_s=1.0, pending_grace_s=10,
                   listen_for_events=False)
 
 
-def _config(api_url: str, pool: str, emu: EcsEmulator, dsn: str, name: str) -> DispatcherConfig:
+def _config(api_url: str, pool: str, emu: EcsEmulator, dsn: str, name: str, batch: int = 1,
+            loop: LoopConfig = LOOP) -> DispatcherConfig:
     credentials = {"aws_access_key_id": "AKIASHARD", "aws_secret_access_key": "shard-secret", "region_name": emu.region,
                    "aws_client_parameters": {"endpoint_url": emu.endpoint_url}}
     return DispatcherConfig(
         workspaces=[WorkspaceConfig(name="shards", api_url=api_url, pools=[PoolConfig(name=pool)])],
         ledger_dsn=dsn, managed_provider="ecs", instance_name=name,
-        providers={"ecs": {"credentials": credentials, "retry_mode": "standard", "max_attempts": 3}},
-        loop=LOOP, service=ServiceConfig(port=0),
+        providers={"ecs": {"credentials": credentials, "retry_mode": "standard", "max_attempts": 3,
+                           "describe_batch_size": batch}},
+        loop=loop, service=ServiceConfig(port=0),
     )
 
 
@@ -67,6 +71,10 @@ class Replica:
     def watched(self) -> set[UUID]:
         return {run.attempt.attempt_id for ws in self.dispatcher.workspaces for run in ws.inflight.watched()}
 
+    def slots(self) -> dict[UUID, object]:
+        """Each watched attempt's slot: what replicas divide (its watch group)."""
+        return {run.attempt.attempt_id: run.slot for ws in self.dispatcher.workspaces for run in ws.inflight.watched()}
+
     async def kill(self) -> None:
         """No shutdown: its beat stops and its row stays, as after kill -9."""
         self.task.cancel()
@@ -80,7 +88,8 @@ async def _settled(replicas: list[Replica], attempts: set[UUID], timeout_s: floa
     while True:
         sets = [replica.watched() for replica in replicas]
         views = {replica.shards.live for replica in replicas}
-        owned = [{a for a in attempts if replica.shards.owns(a)} for replica in replicas]
+        slots = {attempt: slot for replica in replicas for attempt, slot in replica.slots().items()}
+        owned = [{a for a in attempts if a in slots and replica.shards.owns(slots[a])} for replica in replicas]
         if len(views) == 1 and sets == owned and set().union(*sets) == attempts:
             return sets
         assert time.monotonic() < deadline, (
@@ -145,4 +154,51 @@ async def test_replicas_divide_the_watching_take_over_from_a_dead_one_and_share_
             assert len(emu.tasks) == N_RUNS  # nothing started twice along the way
         finally:
             for replica in replicas[1:] + ([joiner] if "joiner" in locals() else []):
+                await replica.kill()
+
+
+async def test_replicas_ask_about_whole_batches(prefect_api_url, prefect_client, tmp_path, monkeypatch):
+    """DescribeTasks batches of 5 and 30 runs: six full watch groups. Whichever replicas own them, each
+    asks about whole batches, so the three together make the 6 calls per tick one replica would make
+    (runs spread one by one would leave up to one partly filled batch per replica: 7 or 8 calls).
+
+    Recovery passes are 5 minutes apart here, so the owners must adopt what the others submitted
+    between passes (``Recovery.adopt_fresh``): the replicas settle long before the first pass."""
+    last_asked: dict[int, int] = {}  # how many runs each replica asked about in its latest status call
+    calls: Counter[int] = Counter()
+    original = EcsProvider.status_many
+
+    async def counting_status_many(self, runs):
+        calls[id(self)] += 1
+        last_asked[id(self)] = len(runs)
+        return await original(self, runs)
+
+    monkeypatch.setattr(EcsProvider, "status_many", counting_status_many)
+    pool = f"ecs-{uuid.uuid4().hex[:8]}"
+    await create_pool(prefect_api_url, pool, "ecs:push", managed_provider="ecs")
+    dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
+    with EcsEmulator(default_run_s=600) as emu:
+        variables = {"network_configuration": {"subnets": ["subnet-0shard"], "assignPublicIp": "ENABLED"}}
+        deployment_id = await deploy_example(prefect_client, "hello", pool, job_variables=variables)
+        runs = [await prefect_client.create_flow_run_from_deployment(deployment_id) for _ in range(N_RUNS)]
+        loop = LOOP.model_copy(update={"pending_grace_s": 600})
+        replicas = [await Replica(_config(prefect_api_url, pool, emu, dsn, f"replica-{n}", batch=5, loop=loop)).started()
+                    for n in range(3)]
+        try:
+            await wait_until(prefect_client, [r.id for r in runs], lambda r: bool(r.infrastructure_pid), timeout_s=120)
+            await _wait_for(lambda: len(set().union(*(r.watched() for r in replicas))) == N_RUNS)
+            attempts = set().union(*(r.watched() for r in replicas))
+            sets = await _settled(replicas, attempts, timeout_s=120)  # the first pass after the start is at 300 s
+            groups = Counter(slot for replica in replicas for slot in replica.slots().values())
+            assert sorted(groups.values()) == [5] * 6, groups  # six full groups, nothing left over
+
+            calls.clear()
+            last_asked.clear()
+            await _wait_for(lambda: sum(1 for s in sets if s) == len(calls) and min(calls.values()) >= 2)
+            assert sorted(last_asked.values()) == sorted(len(s) for s in sets if s)
+            assert all(n % 5 == 0 for n in last_asked.values()), last_asked
+            assert sum(n // 5 for n in last_asked.values()) == 6
+            assert len(emu.tasks) == N_RUNS
+        finally:
+            for replica in replicas:
                 await replica.kill()

@@ -43,13 +43,13 @@ async def test_open_twice_is_idempotent(dsn: str, open_ledger: OpenLedger) -> No
     await first.record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
     await first.close()
     second = await open_ledger()
-    assert await _alembic_versions(dsn) == ["0004"]
+    assert await _alembic_versions(dsn) == ["0005"]
     assert (await second.get("run-1")) is not None
 
 
 async def test_concurrent_open_in_one_process(dsn: str, open_ledger: OpenLedger) -> None:
     ledgers = await asyncio.gather(open_ledger(), open_ledger())
-    assert await _alembic_versions(dsn) == ["0004"]
+    assert await _alembic_versions(dsn) == ["0005"]
     assert await ledgers[0].record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
     assert not await ledgers[1].record_claim(A("run-1"), "acme", "pool-a", "ecs", T0)
 
@@ -82,7 +82,7 @@ async def test_concurrent_open_from_several_processes(dsn: str) -> None:
     outcomes = await asyncio.gather(*(child.communicate() for child in children))
     for child, (_out, err) in zip(children, outcomes):
         assert child.returncode == 0, err.decode()
-    assert await _alembic_versions(dsn) == ["0004"]
+    assert await _alembic_versions(dsn) == ["0005"]
 
 
 async def test_claim_inserts_only_if_absent(open_ledger: OpenLedger) -> None:

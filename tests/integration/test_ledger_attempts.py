@@ -45,7 +45,7 @@ async def test_a_ledger_from_before_attempts_migrates_with_nothing_lost(dsn: str
                         f"('claimed', 'beta', 'p', 'ecs', NULL, {t}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, {t})")
     ledger = await Ledger.open(dsn)
     try:
-        assert await alembic_versions(dsn) == ["0004"]
+        assert await alembic_versions(dsn) == ["0005"]
         rows = {run: await ledger.get(run) for run in ("in-flight", "metered", "claimed")}
         assert all(row.attempt_id == row.flow_run_id == run and row.attempt == 1 for run, row in rows.items())
         assert rows["metered"].billed_minutes == 2 and rows["metered"].final_state == "Completed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -70,3 +72,51 @@ async def test_one_replica_per_lease_re_drives_an_unsubmitted_claim(open_ledger)
                                    provider="cloud-run")
     assert not await ledger.take_redrive("a-1", "r2", now + timedelta(seconds=300), lease_s=60)  # submitted
     assert not await ledger.take_redrive("unknown", "r1", now, lease_s=60)
+
+
+async def _place(ledger, attempt_id: str, key: str, size: int | None, workspace: str = "acme") -> int:
+    ref = AttemptRef(flow_run_id=f"run-{attempt_id}", attempt_id=attempt_id)
+    _, kept_key, group = await ledger.record_grouped_submission(
+        ref, f"arn:task/{attempt_id}", T0, workspace=workspace, pool="p", provider="ecs", watch_key=key, batch_size=size)
+    assert kept_key == key
+    return group
+
+
+async def test_watch_groups_fill_in_order_and_ended_runs_leave_room_in_theirs(open_ledger) -> None:
+    ledger = await open_ledger()
+    assert [await _place(ledger, f"a-{n}", "k1", 3) for n in range(7)] == [0, 0, 0, 1, 1, 1, 2]
+    assert await _place(ledger, "a-4", "k1", 3) == 1  # recorded again: the first group stays
+    await ledger.meter("a-1", T0, T0 + timedelta(seconds=5))  # ended: group 0 has room again
+    assert await _place(ledger, "a-7", "k1", 3) == 0
+    assert await _place(ledger, "a-8", "k1", 3) == 2
+    assert await _place(ledger, "b-0", "k2", 3) == 0  # another batch key counts apart
+    assert await _place(ledger, "c-0", "k1", 3, workspace="other") == 0  # and another workspace
+    [row] = [r for r in await ledger.unmetered("acme") if r.attempt_id == "a-8"]
+    assert (row.watch_key, row.watch_group, row.infrastructure_id) == ("k1", 2, "arn:task/a-8")
+
+
+async def test_a_key_without_a_batch_size_is_one_group(open_ledger) -> None:
+    ledger = await open_ledger()
+    assert {await _place(ledger, f"a-{n}", "location", None) for n in range(5)} == {0}
+
+
+async def test_replicas_recording_at_once_never_overfill_a_group(open_ledger) -> None:
+    """Three replicas (three engines on one database) record 60 submissions concurrently: groups of 10,
+    each exactly full, because assignments of one key are serialised by the database."""
+    ledgers = [await open_ledger() for _ in range(3)]
+    groups = await asyncio.gather(*(_place(ledgers[n % 3], f"a-{n}", "k", 10) for n in range(60)))
+    assert sorted(Counter(groups).items()) == [(group, 10) for group in range(6)]
+
+
+async def test_group_sizes_and_fresh_unadopted_submissions_in_given_groups(open_ledger) -> None:
+    ledger = await open_ledger()
+    for n in range(5):
+        await _place(ledger, f"a-{n}", "k1", 2)  # groups 0, 0, 1, 1, 2
+    await _place(ledger, "b-0", "k2", None)
+    await _place(ledger, "c-0", "k1", 2, workspace="other")
+    await ledger.meter("a-4", T0, T0 + timedelta(seconds=1))  # ended: no longer in flight
+    assert await ledger.watch_group_sizes("acme") == {("k1", 0): 2, ("k1", 1): 2, ("k2", 0): 1}
+    await ledger.set_watcher(["a-2"], "r1")  # adopted already
+    fresh = await ledger.fresh_in_groups("acme", [("k1", 1), ("k2", 0), ("k1", 2)], since=T0)
+    assert sorted(row.attempt_id for row in fresh) == ["a-3", "b-0"]
+    assert await ledger.fresh_in_groups("acme", [("k1", 1)], since=T0 + timedelta(seconds=1)) == []  # older

@@ -19,6 +19,7 @@ import pytest
 from providers import registry
 from providers.base import InfraPhase, InfraStatus, RunRef, StopCause
 from providers.errors import TransientProviderError
+from providers.secrets import run_secrets
 from tests.providers.contract import ProviderHarness, discover_harnesses, exiting_command
 
 CLOCK_SLACK = timedelta(seconds=5)
@@ -123,6 +124,22 @@ async def test_status_many_keeps_input_order_and_reports_unknown_runs(harness: P
     assert [s.exit_code for s in statuses] == [3, None, 0, 4, 1, 2]
     assert statuses[1].phase == InfraPhase.NOT_FOUND
     assert await harness.provider.status_many([]) == []
+
+
+async def test_runs_started_alike_share_one_watch_batch_that_shows_no_secret(harness: ProviderHarness) -> None:
+    """Replicas divide the watching by batch (dispatcher/loops/shards.py): runs one status call can observe
+    together must be in one batch, and the batch key goes into the ledger, so it holds no secret."""
+    refs = [await submit(harness, exiting_command()) for _ in range(3)]
+    batches = {harness.provider.watch_batch(ref) for ref in refs}
+    assert len(batches) == 1, batches
+    [batch] = batches
+    if batch is not None:
+        assert batch.size is None or batch.size >= 1
+        secrets = run_secrets(refs[0].configuration).revealed()
+        assert not any(secret in batch.key for secret in secrets if len(secret) >= 4), batch.key
+        assert (await harness.provider.status_many(refs[:1]))[0].phase != InfraPhase.UNKNOWN
+    foreign = refs[0].model_copy(update={"infrastructure_id": "not-an-id-of-this-cloud"})
+    assert harness.provider.watch_batch(foreign) is None  # status_many answers it without a call: no batch
 
 
 async def test_stop_a_running_run(harness: ProviderHarness) -> None:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from uuid import uuid4
+from datetime import datetime, timezone
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
 
 from dispatcher.config import LoopConfig
+from dispatcher.ledger import LedgerRun
 from dispatcher.ledger.membership import MemberBeat
-from dispatcher.loops.shards import FORGET_AFTER_TTLS, Shards, rendezvous_owner
+from dispatcher.loops.shards import (
+    FORGET_AFTER_TTLS,
+    Shards,
+    rendezvous_owner,
+    slot_of_row,
+    watch_key,
+)
+from providers.base import WatchBatch
 
 KEYS = [uuid4() for _ in range(3000)]
 
@@ -30,6 +39,32 @@ def test_a_joining_replica_takes_a_share_from_each_and_nothing_else_moves() -> N
     assert all(after[key] == "r-d" for key in moved)
     assert 600 <= len(moved) <= 900  # about a quarter
     assert set(Counter(before[key] for key in moved)) == {"r-a", "r-b", "r-c"}
+
+
+def test_watch_groups_are_spread_like_attempts() -> None:
+    groups = [f"{'a' * 32}/{n}" for n in range(3000)]
+    owners = Counter(rendezvous_owner(group, ["r-a", "r-b", "r-c"]) for group in groups)
+    assert all(850 <= count <= 1150 for count in owners.values()), owners
+
+
+def _row(**fields) -> LedgerRun:
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    attempt_id = str(uuid4())
+    return LedgerRun(attempt_id=attempt_id, flow_run_id=attempt_id, attempt=1, workspace="w", pool="p", provider="ecs",
+                     claimed_at=now, updated_at=now, **fields)
+
+
+def test_a_row_is_divided_by_its_watch_group_or_else_by_itself() -> None:
+    grouped = _row(watch_key="k" * 32, watch_group=7)
+    assert slot_of_row(grouped) == "k" * 32 + "/7"
+    alone = _row()
+    assert slot_of_row(alone) == UUID(alone.attempt_id)
+
+
+def test_the_ledger_keeps_a_digest_of_the_batch_key() -> None:
+    key = watch_key(WatchBatch(key="ecs|fingerprint|arn:aws:ecs:eu-west-1:1:cluster/prod", size=100))
+    assert len(key) == 32 and "cluster" not in key
+    assert key == watch_key(WatchBatch(key="ecs|fingerprint|arn:aws:ecs:eu-west-1:1:cluster/prod", size=50))
 
 
 class Clock:

@@ -174,7 +174,7 @@ async def test_ledger_probe_on_sqlite_reads_without_creating_anything(tmp_path: 
     assert await probe_ledger(dsn) == f"ledger {dsn} does not exist yet; serve creates it"
     assert not path.parent.exists()
     await (await Ledger.open(dsn)).close()
-    assert await probe_ledger(dsn) == f"ledger {dsn} reachable, schema revision 0004 (current)"
+    assert await probe_ledger(dsn) == f"ledger {dsn} reachable, schema revision 0005 (current)"
 
 
 async def test_ledger_probe_names_the_error_class_and_hides_the_password():
