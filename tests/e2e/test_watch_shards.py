@@ -158,9 +158,9 @@ async def test_replicas_divide_the_watching_take_over_from_a_dead_one_and_share_
 
 
 async def test_replicas_ask_about_whole_batches(prefect_api_url, prefect_client, tmp_path, monkeypatch):
-    """DescribeTasks batches of 5 and 30 runs: six full watch groups. Whichever replicas own them, each
-    asks about whole batches, so the three together make the 6 calls per tick one replica would make
-    (runs spread one by one would leave up to one partly filled batch per replica: 7 or 8 calls).
+    """DescribeTasks batches of 5 and 15 runs: three full watch groups. Whichever replicas own them, each
+    asks about whole batches, so the three together make the 3 calls per tick one replica would make
+    (runs spread one by one would leave up to one partly filled batch per replica).
 
     Recovery passes are 5 minutes apart here, so the owners must adopt what the others submitted
     between passes (``Recovery.adopt_fresh``): the replicas settle long before the first pass."""
@@ -174,31 +174,32 @@ async def test_replicas_ask_about_whole_batches(prefect_api_url, prefect_client,
         return await original(self, runs)
 
     monkeypatch.setattr(EcsProvider, "status_many", counting_status_many)
+    n_runs = 15
     pool = f"ecs-{uuid.uuid4().hex[:8]}"
     await create_pool(prefect_api_url, pool, "ecs:push", managed_provider="ecs")
     dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     with EcsEmulator(default_run_s=600) as emu:
         variables = {"network_configuration": {"subnets": ["subnet-0shard"], "assignPublicIp": "ENABLED"}}
         deployment_id = await deploy_example(prefect_client, "hello", pool, job_variables=variables)
-        runs = [await prefect_client.create_flow_run_from_deployment(deployment_id) for _ in range(N_RUNS)]
+        runs = [await prefect_client.create_flow_run_from_deployment(deployment_id) for _ in range(n_runs)]
         loop = LOOP.model_copy(update={"pending_grace_s": 600})
         replicas = [await Replica(_config(prefect_api_url, pool, emu, dsn, f"replica-{n}", batch=5, loop=loop)).started()
                     for n in range(3)]
         try:
             await wait_until(prefect_client, [r.id for r in runs], lambda r: bool(r.infrastructure_pid), timeout_s=120)
-            await _wait_for(lambda: len(set().union(*(r.watched() for r in replicas))) == N_RUNS)
+            await _wait_for(lambda: len(set().union(*(r.watched() for r in replicas))) == n_runs)
             attempts = set().union(*(r.watched() for r in replicas))
             sets = await _settled(replicas, attempts, timeout_s=120)  # the first pass after the start is at 300 s
             groups = Counter(slot for replica in replicas for slot in replica.slots().values())
-            assert sorted(groups.values()) == [5] * 6, groups  # six full groups, nothing left over
+            assert sorted(groups.values()) == [5] * 3, groups  # three full groups, nothing left over
 
             calls.clear()
             last_asked.clear()
             await _wait_for(lambda: sum(1 for s in sets if s) == len(calls) and min(calls.values()) >= 2)
             assert sorted(last_asked.values()) == sorted(len(s) for s in sets if s)
             assert all(n % 5 == 0 for n in last_asked.values()), last_asked
-            assert sum(n // 5 for n in last_asked.values()) == 6
-            assert len(emu.tasks) == N_RUNS
+            assert sum(n // 5 for n in last_asked.values()) == 3
+            assert len(emu.tasks) == n_runs
         finally:
             for replica in replicas:
                 await replica.kill()
