@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from uuid import UUID
 
 from dispatcher import metrics
+from dispatcher.loops.configs import SharedConfigurations
 from dispatcher.loops.served import TrackedRun
 
 
@@ -25,6 +26,8 @@ class InFlight:
         # (flow run id, infrastructure id) -> attempt ids: recovery asks once per active run per pass,
         # and a scan of every watched run there made a pass quadratic in the runs in flight.
         self._by_infrastructure: dict[tuple[UUID, str], set[UUID]] = {}
+        # Watched runs keep a shared, slim configuration.
+        self._configurations = SharedConfigurations(lambda: (run.configuration for run in self._watched.values()))
 
     # -- dispatching -----------------------------------------------------------------------
 
@@ -74,6 +77,7 @@ class InFlight:
     # -- watched ------------------------------------------------------------------------------
 
     def watch(self, run: TrackedRun) -> None:
+        run.configuration = self._configurations.shared(run.configuration)
         if self._watched.setdefault(run.attempt.attempt_id, run) is run:
             self._by_infrastructure.setdefault((run.flow_run_id, run.infrastructure_id), set()).add(run.attempt.attempt_id)
         self._count()

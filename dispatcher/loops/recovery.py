@@ -67,18 +67,18 @@ class Recovery:
             await self._pass()
 
     async def _pass(self) -> None:
-        active = await self.prefect.active_runs(list(self.pools))
         unmetered = await self.ledger.unmetered(self.workspace)
         submitted = {(row.flow_run_id, row.infrastructure_id): row for row in unmetered if row.infrastructure_id}
-        for flow_run in active:
-            pool = self.pools.get(flow_run.work_pool_name or "")
-            if pool is not None and not self._someone_elses(flow_run, submitted):
-                await self._isolated(f"flow run {flow_run.id}", self._recover_active(flow_run, pool))
-        active_by_id = {run.id: run for run in active}
+        async for page in self.prefect.active_run_pages(list(self.pools)):
+            for flow_run in page:
+                pool = self.pools.get(flow_run.work_pool_name or "")
+                if pool is not None and not self._someone_elses(flow_run, submitted):
+                    await self._isolated(f"flow run {flow_run.id}", self._recover_active(flow_run, pool))
+        # Rows of active runs were adopted above; the rest are read one by one, and only when they need an action.
         for row in unmetered:
-            await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row, active_by_id))
+            await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row))
         for row in await self.ledger.unsubmitted(self.workspace):
-            await self._isolated(f"attempt {row.attempt_id}", self._recover_unsubmitted(row, active_by_id))
+            await self._isolated(f"attempt {row.attempt_id}", self._recover_unsubmitted(row))
 
     def _someone_elses(self, flow_run: FlowRun, submitted: Mapping[tuple[str, str | None], LedgerRun]) -> bool:
         """A run whose infrastructure the ledger knows, owned by another replica: nothing to do here (no reads)."""
@@ -186,23 +186,23 @@ class Recovery:
             return
         since = utcnow() - timedelta(seconds=self.loop.pending_grace_s)  # older ones: the passes' business
         for row in await self.ledger.fresh_in_groups(self.workspace, behind, since):
-            await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row, {}))
+            await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row))
 
     # -- ledger rows ------------------------------------------------------------------------------
 
-    async def _recover_unmetered(self, row: LedgerRun, active: Mapping[UUID, FlowRun]) -> None:
+    async def _recover_unmetered(self, row: LedgerRun) -> None:
         pool = self.pools.get(row.pool)
         if pool is None or row.infrastructure_id is None or self.inflight.is_watched(UUID(row.attempt_id)):
             return
         if not self.shards.owns(slot_of_row(row)):
             return
         flow_run_id = UUID(row.flow_run_id)
-        flow_run = active.get(flow_run_id) or await self.prefect.read_run(flow_run_id)
+        flow_run = await self.prefect.read_run(flow_run_id)
         if flow_run is not None:
             attempt = Attempt(flow_run_id=flow_run_id, attempt_id=UUID(row.attempt_id))
             await self._adopt(flow_run, pool, attempt, row.infrastructure_id, row)
 
-    async def _recover_unsubmitted(self, row: LedgerRun, active: Mapping[UUID, FlowRun]) -> None:
+    async def _recover_unsubmitted(self, row: LedgerRun) -> None:
         """A claim that ended without a recorded submission: ask the provider what it started.
 
         The current claim of an active run is re-driven by ``_recover_active``; this handles
@@ -215,7 +215,7 @@ class Recovery:
             return
         if not self.shards.owns(UUID(row.attempt_id)):
             return
-        flow_run = active.get(flow_run_id) or await self.prefect.read_run(flow_run_id)
+        flow_run = await self.prefect.read_run(flow_run_id)
         if flow_run is None:
             await self.ledger.set_final_state(row.attempt_id, "Deleted")
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import ParamSpec, TypeVar
@@ -189,23 +189,34 @@ class PrefectApi:
         except ObjectNotFound:
             return None
 
-    async def active_runs(self, pools: list[str]) -> list[FlowRun]:
-        """Every PENDING/RUNNING/CANCELLING run of these pools (paginated)."""
-        return await self.runs_in_states(pools, list(ACTIVE_STATES))
+    async def active_run_pages(self, pools: list[str]) -> AsyncIterator[list[FlowRun]]:
+        """Every PENDING/RUNNING/CANCELLING run of these pools, a page at a time: at 10,000 runs in
+        flight, all of them at once were the largest thing in the dispatcher's memory."""
+        offset = 0
+        while True:
+            page = await self._runs_page(pools, list(ACTIVE_STATES), offset)
+            if page:
+                yield page
+            if len(page) < _PAGE:
+                return
+            offset += len(page)
 
-    @prefect_call
     async def runs_in_states(self, pools: list[str], states: list[StateType]) -> list[FlowRun]:
         """Every run of these pools whose state is one of ``states`` (paginated)."""
-        flow_run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
-        pool_filter = WorkPoolFilter(name=WorkPoolFilterName(any_=pools))
         runs: list[FlowRun] = []
         while True:
-            page = await self._client.read_flow_runs(
-                flow_run_filter=flow_run_filter, work_pool_filter=pool_filter, limit=_PAGE, offset=len(runs)
-            )
+            page = await self._runs_page(pools, states, len(runs))
             runs.extend(page)
             if len(page) < _PAGE:
                 return runs
+
+    @prefect_call
+    async def _runs_page(self, pools: list[str], states: list[StateType], offset: int) -> list[FlowRun]:
+        flow_run_filter = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)))
+        pool_filter = WorkPoolFilter(name=WorkPoolFilterName(any_=pools))
+        return await self._client.read_flow_runs(
+            flow_run_filter=flow_run_filter, work_pool_filter=pool_filter, limit=_PAGE, offset=offset
+        )
 
     @prefect_call
     async def propose(self, flow_run_id: UUID, state: State, force: bool = False) -> ProposalResult:

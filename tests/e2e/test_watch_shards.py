@@ -97,6 +97,19 @@ async def _settled(replicas: list[Replica], attempts: set[UUID], timeout_s: floa
         await asyncio.sleep(0.1)
 
 
+async def _pool(api_url: str) -> str:
+    pool = f"ecs-{uuid.uuid4().hex[:8]}"
+    await create_pool(api_url, pool, "ecs:push", managed_provider="ecs")
+    return pool
+
+
+async def _runs(client, pool: str, n: int) -> list:
+    """``n`` runs of a deployment whose tasks use the emulator's default subnet (they run ten minutes)."""
+    variables = {"network_configuration": {"subnets": ["subnet-0shard"], "assignPublicIp": "ENABLED"}}
+    deployment_id = await deploy_example(client, "hello", pool, job_variables=variables)
+    return [await client.create_flow_run_from_deployment(deployment_id) for _ in range(n)]
+
+
 async def _wait_for(condition, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -117,13 +130,10 @@ async def test_replicas_divide_the_watching_take_over_from_a_dead_one_and_share_
         return await original(self, runs)
 
     monkeypatch.setattr(EcsProvider, "status_many", counting_status_many)
-    pool = f"ecs-{uuid.uuid4().hex[:8]}"
-    await create_pool(prefect_api_url, pool, "ecs:push", managed_provider="ecs")
+    pool = await _pool(prefect_api_url)
     dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     with EcsEmulator(default_run_s=600) as emu:
-        variables = {"network_configuration": {"subnets": ["subnet-0shard"], "assignPublicIp": "ENABLED"}}
-        deployment_id = await deploy_example(prefect_client, "hello", pool, job_variables=variables)
-        runs = [await prefect_client.create_flow_run_from_deployment(deployment_id) for _ in range(N_RUNS)]
+        runs = await _runs(prefect_client, pool, N_RUNS)
         replicas = [await Replica(_config(prefect_api_url, pool, emu, dsn, f"replica-{n}")).started() for n in range(3)]
         try:
             await wait_until(prefect_client, [r.id for r in runs], lambda r: bool(r.infrastructure_pid), timeout_s=120)
@@ -175,13 +185,10 @@ async def test_replicas_ask_about_whole_batches(prefect_api_url, prefect_client,
 
     monkeypatch.setattr(EcsProvider, "status_many", counting_status_many)
     n_runs = 15
-    pool = f"ecs-{uuid.uuid4().hex[:8]}"
-    await create_pool(prefect_api_url, pool, "ecs:push", managed_provider="ecs")
+    pool = await _pool(prefect_api_url)
     dsn = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     with EcsEmulator(default_run_s=600) as emu:
-        variables = {"network_configuration": {"subnets": ["subnet-0shard"], "assignPublicIp": "ENABLED"}}
-        deployment_id = await deploy_example(prefect_client, "hello", pool, job_variables=variables)
-        runs = [await prefect_client.create_flow_run_from_deployment(deployment_id) for _ in range(n_runs)]
+        runs = await _runs(prefect_client, pool, n_runs)
         loop = LOOP.model_copy(update={"pending_grace_s": 600})
         replicas = [await Replica(_config(prefect_api_url, pool, emu, dsn, f"replica-{n}", batch=5, loop=loop)).started()
                     for n in range(3)]

@@ -19,6 +19,7 @@ import pytest
 from providers import registry
 from providers.base import InfraPhase, InfraStatus, RunRef, StopCause
 from providers.errors import TransientProviderError
+from dispatcher.loops.configs import for_watching
 from providers.secrets import run_secrets
 from tests.providers.contract import ProviderHarness, discover_harnesses, exiting_command
 
@@ -149,6 +150,17 @@ async def test_stop_a_running_run(harness: ProviderHarness) -> None:
     status = await wait_for(harness, ref, InfraPhase.EXITED)
     assert status.stop_cause == StopCause.STOPPED
     assert status.stopped_at is not None
+
+
+async def test_watching_reads_none_of_the_per_run_parts_of_a_configuration(harness: ProviderHarness) -> None:
+    """Watched runs keep their configuration without its environment, labels and name (dispatcher/loops/configs.py)."""
+    ref = await submit(harness, exiting_command(sleep_s=60))
+    watched = ref.model_copy(update={"configuration": for_watching(ref.configuration)})
+    await wait_for(harness, watched, InfraPhase.RUNNING)
+    await harness.provider.stop(watched, "contract test stops it with the watching configuration")
+    assert (await wait_for(harness, watched, InfraPhase.EXITED)).stop_cause == StopCause.STOPPED
+    await harness.provider.last_log_lines(watched)
+    await harness.provider.release(watched)
 
 
 async def test_stop_is_idempotent_and_unknown_runs_stop_quietly(harness: ProviderHarness) -> None:

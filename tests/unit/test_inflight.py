@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from uuid import uuid4
 
+from prefect.workers.base import BaseJobConfiguration
+
 from dispatcher.loops.inflight import InFlight
 from dispatcher.loops.served import Attempt, TrackedRun
 
@@ -12,7 +14,7 @@ from dispatcher.loops.served import Attempt, TrackedRun
 def tracked(flow_run_id=None, attempt_id=None, infrastructure_id: str = "task-1") -> TrackedRun:
     flow_run_id = flow_run_id or uuid4()
     attempt = Attempt(flow_run_id=flow_run_id, attempt_id=attempt_id or flow_run_id)
-    return TrackedRun(attempt=attempt, pool=None, infrastructure_id=infrastructure_id, configuration=None,
+    return TrackedRun(attempt=attempt, pool=None, infrastructure_id=infrastructure_id, configuration=BaseJobConfiguration(),
                       submitted_at=datetime.now(timezone.utc), max_runtime_s=60)
 
 
