@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 REVERIFY_TICKS = 10
 #: The state name an attempt's ledger row gets when Prefect moved on to a retry before it ended.
 RETRIED = "Retried"
+#: Runs read from Prefect and acted on together within a tick.
+ACT_CHUNK = 1000
 
 
 class Watcher:
@@ -75,17 +77,25 @@ class Watcher:
 
     async def _observe_and_act(self, watched: list[TrackedRun]) -> None:
         statuses = await self._observe_infrastructure(watched)
+        self._ledger_failed_this_tick = False
         try:
             looked_at = await self._needing_prefect(watched, statuses)
-            runs = await self.prefect.read_runs(list({run.flow_run_id for run in looked_at}))
         except PrefectUnavailable:
             await self._enforce_caps_without_prefect(watched, statuses)
             raise
-        self._ledger_failed_this_tick = False
-        for tracked in looked_at:
-            flow_run, status = runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id]
-            self._steady.note(tracked, flow_run, status)
-            await self._handle_isolated(tracked, flow_run, status)
+        # Read from Prefect and acted on a chunk at a time: a sweep of 10,000 runs read at once
+        # held them all in memory together.
+        for start in range(0, len(looked_at), ACT_CHUNK):
+            chunk = looked_at[start : start + ACT_CHUNK]
+            try:
+                runs = await self.prefect.read_runs(list({run.flow_run_id for run in chunk}))
+            except PrefectUnavailable:
+                await self._enforce_caps_without_prefect(watched, statuses)
+                raise
+            for tracked in chunk:
+                flow_run, status = runs.get(tracked.flow_run_id), statuses[tracked.attempt.attempt_id]
+                self._steady.note(tracked, flow_run, status)
+                await self._handle_isolated(tracked, flow_run, status)
 
     async def _needing_prefect(self, watched: list[TrackedRun], statuses: dict[UUID, InfraStatus | None]) -> list[TrackedRun]:
         """The runs to read from Prefect and act on this tick: all of them on a sweep tick; otherwise those that

@@ -14,7 +14,7 @@ from prefect.states import Cancelling
 
 from dispatcher.config import LoopConfig
 from dispatcher.demo.examples.deploy import deploy_example
-from dispatcher.prefect.api import PrefectApi
+from dispatcher.loops.watcher import Watcher
 from tests.conftest import dispatcher_config, running_dispatcher
 from tests.e2e.helpers import is_final, is_running, wait_until
 
@@ -23,14 +23,15 @@ pytestmark = pytest.mark.e2e
 
 async def test_steady_runs_are_not_read_between_sweeps_and_cancellation_still_acts(
         prefect_api_url, prefect_client, local_pool, tmp_path, monkeypatch):
-    read: list[set] = []  # the flow run ids each watch tick read
-    original = PrefectApi.read_runs
+    read: list[set] = []  # the flow run ids each watch tick reads from Prefect (and acts on)
+    original = Watcher._needing_prefect
 
-    async def counting(self, ids):
-        read.append(set(ids))
-        return await original(self, ids)
+    async def counting(self, watched, statuses):
+        looked_at = await original(self, watched, statuses)
+        read.append({run.flow_run_id for run in looked_at})
+        return looked_at
 
-    monkeypatch.setattr(PrefectApi, "read_runs", counting)
+    monkeypatch.setattr(Watcher, "_needing_prefect", counting)
     deployment_id = await deploy_example(prefect_client, "sleeps", local_pool)
     sleeper = await prefect_client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 120})
     short = await prefect_client.create_flow_run_from_deployment(deployment_id, parameters={"seconds": 1})
