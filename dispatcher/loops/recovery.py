@@ -184,7 +184,9 @@ class Recovery:
                   if self.shards.owns(f"{group[0]}/{group[1]}") and watched[f"{group[0]}/{group[1]}"] < size]
         if not behind:
             return
-        since = utcnow() - timedelta(seconds=self.loop.pending_grace_s)  # older ones: the passes' business
+        # Older ones are the passes' business. (submitted_at is the submitter's clock: a skewed host only
+        # moves its runs to the next pass.)
+        since = utcnow() - timedelta(seconds=self.loop.pending_grace_s)
         for row in await self.ledger.fresh_in_groups(self.workspace, behind, since):
             await self._isolated(f"attempt {row.attempt_id}", self._recover_unmetered(row))
 
