@@ -130,12 +130,8 @@ class MembershipLedger:
 
     async def watch_group_sizes(self, workspace: str) -> dict[tuple[str, int], int]:
         """In-flight (unmetered) attempts per watch group of the workspace: (watch key, group) -> count."""
-        query = (select(RunRecord.watch_key, RunRecord.watch_group, func.count())
-                 .where(RunRecord.workspace == workspace, RunRecord.watch_key.is_not(None),
-                        RunRecord.watch_group.is_not(None), RunRecord.metered_at.is_(None))
-                 .group_by(RunRecord.watch_key, RunRecord.watch_group))
         async with self._reading() as connection:
-            return {(key, group): count for key, group, count in (await connection.execute(query)).all()}
+            return await _group_sizes(connection, workspace)
 
     async def fresh_in_groups(self, workspace: str, groups: Sequence[tuple[str, int]], since: datetime) -> list[LedgerRun]:
         """Unmetered attempts of these watch groups submitted since ``since`` that no replica has adopted."""
@@ -159,13 +155,20 @@ class MembershipLedger:
         return found
 
 
+async def _group_sizes(connection: AsyncConnection, workspace: str, key: str | None = None) -> dict[tuple[str, int], int]:
+    """Unmetered attempts per (watch key, group) of the workspace, or of one key (the partial index's rows)."""
+    query = (select(RunRecord.watch_key, RunRecord.watch_group, func.count())
+             .where(RunRecord.workspace == workspace, RunRecord.watch_key.is_not(None),
+                    RunRecord.watch_group.is_not(None), RunRecord.metered_at.is_(None))
+             .group_by(RunRecord.watch_key, RunRecord.watch_group))
+    if key is not None:
+        query = query.where(RunRecord.watch_key == key)
+    return {(found, group): count for found, group, count in (await connection.execute(query)).all()}
+
+
 async def _lowest_open_group(connection: AsyncConnection, workspace: str, key: str, size: int) -> int:
-    query = (select(RunRecord.watch_group, func.count())
-             .where(RunRecord.workspace == workspace, RunRecord.watch_key == key, RunRecord.watch_group.is_not(None),
-                    RunRecord.metered_at.is_(None))
-             .group_by(RunRecord.watch_group))
-    members = {group: count for group, count in (await connection.execute(query)).all()}
-    return next(group for group in itertools.count() if members.get(group, 0) < size)
+    sizes = await _group_sizes(connection, workspace, key)
+    return next(group for group in itertools.count() if sizes.get((key, group), 0) < size)
 
 
 def _lock_id(workspace: str, key: str) -> int:
